@@ -1,0 +1,199 @@
+"""Shared machinery for image-classification DataModules whose data fits in memory."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are missing and downloading is switched off."""
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Split indices ``0..N-1`` into len(fractions)+1 stratified parts: the fractions given, then
+    the remainder first. Deterministic for a given seed."""
+    idx = np.arange(len(labels))
+    parts: list[np.ndarray] = []
+    rest, rest_labels = idx, labels
+    total = len(labels)
+    for frac in fractions:
+        n = int(round(frac * total))
+        if n == 0:
+            parts.append(np.array([], dtype=int))
+            continue
+        rest, part = train_test_split(rest, test_size=n, stratify=rest_labels, random_state=seed)
+        rest_labels = labels[rest]
+        parts.append(np.sort(part))
+    return [np.sort(rest)] + parts
+
+
+class ImageClassificationDataModule(L.LightningDataModule):
+    """Base for in-memory image classification data.
+
+    Subclasses implement ``load()`` returning ``(images, labels, test_images, test_labels)``:
+    images as uint8 (N, C, H, W) tensors (or float in [0, 1]), labels as int64 (N,); the test
+    pair is ``None`` when the dataset has no official test split, in which case ``test_fraction``
+    of the data is held out (stratified by class) as the test split. ``val_fraction`` of the
+    training data is always held out (stratified) for model selection; the test split is never
+    used for it.
+
+    Batch contract (train/val/test loaders): ``(x, y)`` with ``x`` float32
+    (B, in_chans, image_size, image_size), normalised with the dataset's mean and std, and ``y``
+    int64 (B,) class indices; with ``positive_class`` set, ``y`` is 1 for that class and 0 for
+    every other (binary task). Training batches are augmented on the device by ``augment``.
+
+    Args:
+        batch_size: training batch size (``eval_batch_size`` for val/test, default the same).
+        val_fraction, test_fraction: held-out fractions (see above).
+        image_size: output side; smaller native images are padded with background (as LeNet-5's
+            32x32 input from 28x28 digits), other sizes are resized bilinearly.
+        in_chans: 1 or 3; grey images are replicated to 3 channels when 3 is asked.
+        num_classes: must match the dataset (2 with ``positive_class``); checked, so a config
+            that says otherwise fails early.
+        positive_class: turn the task into "this class against the rest".
+        augment: a module applied to training batches after transfer (see ``augment.py``).
+        split_seed: seed of the train/val/test split (independent of the training seed, so that
+            every training seed is measured on the same test split).
+        limit: keep only this many training examples (stratified), for few-label experiments.
+    """
+
+    name: str = "dataset"
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+    native_chans: int = 1
+    native_size: int = 28
+    classes: tuple[str, ...] = tuple(str(i) for i in range(10))
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        image_size: int | None = None,
+        in_chans: int | None = None,
+        num_classes: int | None = None,
+        positive_class: int | None = None,
+        augment: nn.Module | Callable | None = None,
+        split_seed: int = 0,
+        limit: int | None = None,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.image_size = image_size or self.native_size
+        self.in_chans = in_chans or self.native_chans
+        if self.in_chans not in (self.native_chans, 3):
+            raise ValueError(f"{self.name}: in_chans must be {self.native_chans} or 3, got {in_chans}")
+        if positive_class is not None and not 0 <= positive_class < len(self.classes):
+            raise ValueError(f"{self.name}: positive_class must be in 0..{len(self.classes) - 1}")
+        self.positive_class = positive_class
+        expected = 2 if positive_class is not None else len(self.classes)
+        if num_classes is not None and num_classes != expected:
+            raise ValueError(
+                f"{self.name}: num_classes={num_classes} but the data has {expected} classes"
+                + (" (binary: positive_class is set)" if positive_class is not None else "")
+            )
+        self.num_classes = expected
+        self.augment = augment
+        self.split_seed = split_seed
+        self.limit = limit
+        self.num_workers = num_workers
+        self.train_set = self.val_set = self.test_set = None
+
+    # -- to implement ---------------------------------------------------------------------------
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.positive_class is not None:
+            return [f"not {self.classes[self.positive_class]}", self.classes[self.positive_class]]
+        return list(self.classes)
+
+    # -- preprocessing --------------------------------------------------------------------------
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8/float (N, C, H, W) -> normalised float32 (N, in_chans, image_size, image_size)."""
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        h = x.shape[-1]
+        s = self.image_size
+        if s > h and (s - h) % 2 == 0:
+            p = (s - h) // 2
+            x = F.pad(x, (p, p, p, p), value=0.0)  # background is black (0) before normalising
+        elif s != h:
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=s < h)
+        if self.in_chans == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        if len(self.mean) == 1 and self.in_chans == 3:
+            mean, std = mean.expand(1, 3, 1, 1), std.expand(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous()
+
+    def targets(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.long()
+        if self.positive_class is not None:
+            return (labels == self.positive_class).long()
+        return labels
+
+    # -- Lightning hooks ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        images, labels, test_images, test_labels = self.load()
+        y = labels.numpy()
+        if test_images is None:
+            train_idx, val_idx, test_idx = stratified_split(y, [self.val_fraction, self.test_fraction], self.split_seed)
+            test_images, test_labels = images[test_idx], labels[test_idx]
+        else:
+            train_idx, val_idx = stratified_split(y, [self.val_fraction], self.split_seed)
+        if self.limit is not None and self.limit < len(train_idx):
+            keep, _ = train_test_split(train_idx, train_size=self.limit, stratify=y[train_idx],
+                                       random_state=self.split_seed)
+            train_idx = np.sort(keep)
+        self.train_set = TensorDataset(self.preprocess(images[train_idx]), self.targets(labels[train_idx]))
+        self.val_set = TensorDataset(self.preprocess(images[val_idx]), self.targets(labels[val_idx]))
+        self.test_set = TensorDataset(self.preprocess(test_images), self.targets(test_labels))
+
+    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, False, self.eval_batch_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            x, y = batch
+            batch = (self.augment(x), y)
+        return batch
+
+    def describe(self) -> dict:
+        """Facts for reports: sizes of each split and the input shape."""
+        return {
+            "dataset": self.name,
+            "train_size": len(self.train_set) if self.train_set is not None else None,
+            "val_size": len(self.val_set) if self.val_set is not None else None,
+            "test_size": len(self.test_set) if self.test_set is not None else None,
+            "input_shape": [self.in_chans, self.image_size, self.image_size],
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+        }
