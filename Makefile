@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    creates .venv if missing, trains the default experiment (LeNet-5 on the embedded
+#               MNIST digits), evaluates it, records it under reports/ and regenerates the report
+#   make test   creates .venv if missing and runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SEED ?= 0
+
+.PHONY: run test env report models clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/zoo-train record=true seed=$(SEED)
+	$(BIN)/zoo-eval ckpt_path=$$(ls -td outputs/lenet5_mnist5k/*/checkpoints/best.ckpt | head -1)
+	$(BIN)/python -m zoo.report
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+report: $(STAMP)
+	$(BIN)/python -m zoo.report
+
+models: $(STAMP)
+	$(BIN)/zoo-models
+
+clean:
+	rm -rf outputs multirun .pytest_cache

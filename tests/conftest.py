@@ -1,0 +1,47 @@
+import os
+import sys
+from pathlib import Path
+
+# tests import their helpers (fakedata.py) by module name
+sys.path.insert(0, str(Path(__file__).parent))
+# never let a test talk to a wandb account or server
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from zoo.conf import CONF_DIR  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose_train(overrides: list[str], tmp_path: Path, config_name: str = "train"):
+    """Compose a config as ``zoo-train`` would, with every output under ``tmp_path``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=[
+            *overrides,
+            f"paths.output_dir={tmp_path / 'run'}",
+            f"paths.reports_dir={tmp_path / 'reports'}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "command=pytest",
+        ])
+    return cfg
+
+
+@pytest.fixture
+def quick():
+    """Overrides that make a training run take about a second on 2 CPU cores."""
+    return [
+        "trainer=cpu",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "callbacks.progress_bar=null",
+    ]

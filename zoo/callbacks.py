@@ -1,0 +1,62 @@
+"""Callbacks that collect what the reports need, whatever logger is chosen."""
+from __future__ import annotations
+
+import resource
+import time
+
+import lightning as L
+import torch
+
+
+class RunStats(L.Callback):
+    """Records per-epoch metrics (the learning curves), training time, samples seen and peak
+    memory, independently of the logger chosen.
+
+    ``history``: one dict per epoch with every epoch-level metric and the learning rate.
+    ``train_time_s``: wall time of the training batches only (from each epoch's start to its
+    last training batch: validation is excluded). ``train_samples``: examples seen over all
+    processes.
+    """
+
+    def __init__(self):
+        self.history: list[dict] = []
+        self.train_time_s = 0.0
+        self.train_samples = 0
+        self._t0: float | None = None
+        self._last: float | None = None
+        self._epoch_samples = 0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_samples = 0
+        self._t0 = self._last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self._epoch_samples += int(x.shape[0]) if hasattr(x, "shape") else 0
+        self._last = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._t0 is not None and self._last is not None:
+            self.train_time_s += self._last - self._t0
+        self._t0 = None
+        self.train_samples += self._epoch_samples * max(1, trainer.world_size)
+        row: dict = {"epoch": trainer.current_epoch}
+        for k, v in trainer.callback_metrics.items():
+            if k.endswith("_step") or k.startswith("lr-") or v.numel() != 1:
+                continue
+            row[k.removesuffix("_epoch")] = float(v)
+        if trainer.optimizers:
+            row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        self.history.append(row)
+
+    @property
+    def throughput(self) -> float:
+        """Training examples per second (all processes together)."""
+        return self.train_samples / self.train_time_s if self.train_time_s > 0 else 0.0
+
+    @staticmethod
+    def peak_memory_mb() -> dict:
+        out = {"cpu_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        if torch.cuda.is_available():
+            out["gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return out

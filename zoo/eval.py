@@ -1,0 +1,62 @@
+"""``zoo-eval``: evaluate a checkpoint written by ``zoo-train``.
+
+    zoo-eval ckpt_path=outputs/lenet5_mnist5k/<time>/checkpoints/best.ckpt
+    zoo-eval ckpt_path=... split=val trainer=cpu output=metrics.json
+    zoo-eval ckpt_path=... data=mnist data.data_dir=/datasets     # another dataset
+
+The checkpoint rebuilds its own net (registry name and arguments are stored in it) and, unless
+``data=`` is given, its own datamodule from the training config stored beside the weights.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from zoo import conf as zoo_conf
+from zoo.tasks import load_task
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns ``{metric: value}``."""
+    if cfg.split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {cfg.split!r}")
+    task = load_task(cfg.ckpt_path)
+    if cfg.get("data"):
+        data_cfg = cfg.data
+    else:
+        stored = (task.run_config or {}).get("data")
+        if not stored:
+            raise ValueError(f"{cfg.ckpt_path} stores no data config: pass data=<name>")
+        data_cfg = OmegaConf.create(stored)
+    if cfg.get("batch_size"):
+        data_cfg = OmegaConf.merge(data_cfg, {"batch_size": cfg.batch_size, "eval_batch_size": cfg.batch_size})
+    dm = instantiate(data_cfg, _convert_="all")
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_model_summary=False)
+    run = trainer.test if cfg.split == "test" else trainer.validate
+    metrics = {k: float(v) for k, v in run(task, datamodule=dm, verbose=False)[0].items()}
+    if trainer.is_global_zero:
+        print(json.dumps(metrics, indent=2))
+        if cfg.get("output"):
+            Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(cfg.output).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(zoo_conf.CONF_DIR), config_name="eval")
+def _hydra_main(cfg: DictConfig) -> None:
+    L.seed_everything(0, workers=True, verbose=False)
+    evaluate(cfg)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

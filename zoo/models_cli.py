@@ -1,0 +1,51 @@
+"""``zoo-models``: list the registered models with their task, parameter count and paper.
+
+    zoo-models                 # every model
+    zoo-models 'lenet*'        # a shell-style pattern
+    zoo-models --task classification --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from zoo.registry import count_parameters, create_model, list_models, model_card
+
+
+def rows(pattern: str = "*", task: str | None = None) -> list[dict]:
+    out = []
+    for name in list_models(pattern, task):
+        card = model_card(name)
+        net = create_model(name)
+        out.append({"name": name, "family": card.family, "task": card.task,
+                    "params": count_parameters(net), "paper": card.paper})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zoo-models", description=__doc__.splitlines()[0])
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: *)")
+    p.add_argument("--task", default=None, help="only models for this task")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    table = rows(args.pattern, args.task)
+    if not table:
+        print(f"no registered model matches {args.pattern!r}"
+              + (f" with task {args.task!r}" if args.task else ""), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    headers = ["name", "family", "task", "params", "paper"]
+    cells = [[r["name"], r["family"], r["task"], f"{r['params']:,}", r["paper"]] for r in table]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  ".join(x.ljust(w) for x, w in zip(c, widths)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Plots written into run folders and reports (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path | None:
+    """Loss and metric curves per epoch, train and val side by side."""
+    if not history:
+        return None
+    epochs = [r["epoch"] + 1 for r in history]
+    keys = sorted({k.split("/", 1)[1] for r in history for k in r if "/" in k})
+    panels = [k for k in ("loss", "acc", "f1") if k in keys] + [k for k in keys if k not in ("loss", "acc", "f1")]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.4))
+    for ax, key in zip(axes, panels):
+        for stage, style in (("train", "-"), ("val", "--")):
+            ys = [r.get(f"{stage}/{key}") for r in history]
+            pts = [(e, y) for e, y in zip(epochs, ys) if y is not None]
+            if pts:
+                ax.plot(*zip(*pts), style, marker=".", label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    lr = [(e, r["lr"]) for e, r in zip(epochs, history) if "lr" in r]
+    ax = axes[-1]
+    if lr:
+        ax.plot(*zip(*lr), marker=".")
+    ax.set_title("learning rate (end of epoch)")
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
+                     title: str = "") -> Path:
+    """Counts with true classes on rows and predicted classes on columns."""
+    n = len(matrix)
+    size = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels=list(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(n), labels=list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = max(max(r) for r in matrix) or 1
+    for i in range(n):
+        for j in range(n):
+            v = matrix[i][j]
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                        color="white" if v > peak / 2 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title or "confusion matrix (test)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

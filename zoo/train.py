@@ -1,0 +1,211 @@
+"""``zoo-train``: the one training entry point of the zoo (Hydra app).
+
+    zoo-train                                  # the default experiment: LeNet-5 on embedded MNIST
+    zoo-train experiment=mlp_mnist5k seed=1    # any experiment, any seed
+    zoo-train experiment=lenet5_mnist5k trainer=ddp_cpu logger=wandb
+    zoo-train experiment=lenet5_mnist5k record=true   # also record the run under reports/
+
+Each run folder (``outputs/<experiment>/<time>/``) receives the resolved ``config.yaml``,
+``metrics.json`` (val and test metrics of the best checkpoint, parameters, train time,
+throughput, peak memory, hardware, library versions, git commit, the command),
+``history.csv``, ``learning_curves.png``, ``confusion_matrix.png`` and ``checkpoints/``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from zoo import conf as zoo_conf
+from zoo.callbacks import RunStats
+from zoo.registry import count_parameters
+from zoo.runinfo import git_info, hardware, library_versions
+
+log = logging.getLogger("zoo.train")
+
+
+def instantiate_dict(group: DictConfig | None) -> list:
+    """Instantiate every entry with a ``_target_`` of a name -> config mapping."""
+    out = []
+    if not group:
+        return out
+    for name, node in group.items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            out.append(instantiate(node, _convert_="all"))
+    return out
+
+
+def reproduce_command(cfg: DictConfig) -> str:
+    """The command line that reproduces this run (record= is dropped, experiment and seed kept)."""
+    if cfg.get("command"):
+        return str(cfg.command)
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:
+        overrides = []
+    overrides = [o for o in overrides if not o.startswith(("record=", "hydra.", "paths."))]
+    if not any(o.startswith("experiment=") for o in overrides):
+        overrides.insert(0, f"experiment={cfg.experiment_name}")
+    if not any(o.startswith("seed=") for o in overrides):
+        overrides.append(f"seed={cfg.seed}")
+    return " ".join(["zoo-train", *overrides])
+
+
+def build(cfg: DictConfig):
+    """Instantiate datamodule, net, task, loggers, callbacks and trainer from a composed config."""
+    dm = instantiate(cfg.data, _convert_="all")
+    net = instantiate(cfg.model, _convert_="all")
+    optimizer = instantiate(cfg.optimizer, _convert_="all") if cfg.get("optimizer") else None
+    scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.get("scheduler") else None
+    task_kwargs = {}
+    if hasattr(dm, "class_names"):
+        task_kwargs["class_names"] = list(dm.class_names)
+    task = instantiate(cfg.task, _convert_="all", net=net, optimizer=optimizer, scheduler=scheduler, **task_kwargs)
+    task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    loggers = instantiate_dict(cfg.get("logger"))
+    callbacks = instantiate_dict(cfg.get("callbacks"))
+    stats = RunStats()
+    callbacks.append(stats)
+    if not loggers:
+        callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    return dm, task, trainer, stats
+
+
+def _clean(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if not k.endswith("_step")}
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train, evaluate the best checkpoint on val and test, write the run folder.
+
+    Returns the run record (what ``metrics.json`` holds) on rank 0, ``{}`` on other ranks.
+    """
+    out_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    dm, task, trainer, stats = build(cfg)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    fit_wall_s = time.perf_counter() - t0
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    eval_ckpt = "best" if best else None
+    val_metrics, test_metrics, confusion = {}, {}, None
+    if not trainer.fast_dev_run:
+        val_metrics = _clean(trainer.validate(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
+    if cfg.get("test", True):
+        test_metrics = _clean(trainer.test(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
+        confusion = getattr(trainer.lightning_module, "confusion", None)
+
+    if not trainer.is_global_zero:
+        return {}
+    net = task.net
+    record = {
+        "experiment": cfg.experiment_name,
+        "task": type(task).__name__,
+        "model": getattr(net, "zoo_spec", {}).get("name", type(net).__name__),
+        "model_kwargs": getattr(net, "zoo_spec", {}).get("kwargs", {}),
+        "data": dm.describe() if hasattr(dm, "describe") else {"dataset": type(dm).__name__},
+        "seed": int(cfg.seed),
+        "params": count_parameters(net),
+        "trainable_params": count_parameters(net, trainable_only=True),
+        "val": val_metrics,
+        "test": test_metrics,
+        "confusion_matrix": confusion.tolist() if confusion is not None else None,
+        "epochs": int(trainer.current_epoch),
+        "global_steps": int(trainer.global_step),
+        "train_time_s": round(stats.train_time_s, 3),
+        "fit_wall_s": round(fit_wall_s, 3),
+        "throughput_samples_per_s": round(stats.throughput, 1),
+        "peak_memory": stats.peak_memory_mb(),
+        "devices": int(trainer.world_size),
+        "strategy": type(trainer.strategy).__name__,
+        "hardware": hardware(),
+        "versions": library_versions(),
+        "git": git_info(),
+        "started_at": started,
+        "command": reproduce_command(cfg),
+        "best_checkpoint": best,
+        "reference": OmegaConf.to_container(cfg.reference) if cfg.get("reference") else None,
+    }
+    write_run_folder(out_dir, cfg, record, stats.history, getattr(dm, "class_names", None))
+    log.info("run folder: %s", out_dir)
+    if cfg.get("record"):
+        dest = record_run(out_dir, Path(cfg.paths.reports_dir), record)
+        log.info("recorded under %s", dest)
+    _print_summary(record, out_dir)
+    return record
+
+
+def write_run_folder(out_dir: Path, cfg: DictConfig, record: dict, history: list[dict],
+                     class_names) -> None:
+    from zoo import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    if history:
+        keys = sorted({k for r in history for k in r}, key=lambda k: (k != "epoch", k))
+        with open(out_dir / "history.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(history)
+        plots.learning_curves(history, out_dir / "learning_curves.png", title=record["experiment"])
+    if record.get("confusion_matrix"):
+        names = class_names or [str(i) for i in range(len(record["confusion_matrix"]))]
+        plots.confusion_matrix(record["confusion_matrix"], names, out_dir / "confusion_matrix.png",
+                               title=f"{record['experiment']}: test confusion matrix")
+
+
+RECORDED_FILES = ("metrics.json", "config.yaml", "history.csv", "learning_curves.png", "confusion_matrix.png")
+
+
+def record_run(out_dir: Path, reports_dir: Path, record: dict) -> Path:
+    """Copy a run's files to ``reports/runs/<experiment>/seed<seed>/`` and rebuild the report."""
+    from zoo.report import write_report
+
+    dest = reports_dir / "runs" / record["experiment"] / f"seed{record['seed']}"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in RECORDED_FILES:
+        if (out_dir / name).exists():
+            shutil.copy2(out_dir / name, dest / name)
+    write_report(reports_dir)
+    return dest
+
+
+def _print_summary(record: dict, out_dir: Path) -> None:
+    test = record["test"]
+    parts = [f"{k}={v:.4f}" for k, v in test.items()]
+    print(f"\n[zoo] {record['experiment']} seed={record['seed']}: " + ", ".join(parts)
+          + f" | params={record['params']:,} | train {record['train_time_s']:.1f}s"
+          + f" | {out_dir}", file=sys.stderr)
+
+
+@hydra.main(version_base="1.3", config_path=str(zoo_conf.CONF_DIR), config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    record = train(cfg)
+    return record.get("test", {}).get("test/acc") if record else None
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
