@@ -18,9 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	@touch $(STAMP)
 
+MAIN_RUN := outputs/main-job/seed$(SEED)
+
 run: $(STAMP)
-	$(BIN)/zoo-train record=true seed=$(SEED)
-	$(BIN)/zoo-eval ckpt_path=$$(ls -td outputs/lenet5_mnist5k/*/checkpoints/best.ckpt | head -1)
+	rm -rf $(MAIN_RUN)
+	$(BIN)/zoo-train record=true seed=$(SEED) hydra.run.dir=$(MAIN_RUN)
+	$(BIN)/zoo-eval ckpt_path=$(MAIN_RUN)/checkpoints/best.ckpt output=$(MAIN_RUN)/eval_test.json
 	$(BIN)/python -m zoo.report
 
 test: $(STAMP)

@@ -1,5 +1,5 @@
 """Image-classification DataModules: embedded (offline) data and the full torchvision datasets."""
-from datamodules.augment import RandomAffine, RandomCropFlip
+from datamodules.augment import Compose, RandomAffine, RandomCropFlip, RandomElastic
 from datamodules.base import DatasetNotFoundError, ImageClassificationDataModule, stratified_split
 from datamodules.embedded import Digits8x8DataModule, MNIST5kDataModule
 from datamodules.torchvision_data import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
@@ -15,4 +15,6 @@ __all__ = [
     "CIFAR10DataModule",
     "RandomAffine",
     "RandomCropFlip",
+    "RandomElastic",
+    "Compose",
 ]

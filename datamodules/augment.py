@@ -67,3 +67,44 @@ class RandomCropFlip(nn.Module):
             flip = torch.rand(b, device=x.device) < self.flip_p
             x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
         return x.contiguous()
+
+
+class RandomElastic(nn.Module):
+    """Elastic distortion (Simard, Steinkraus & Platt 2003, "Best practices for convolutional
+    neural networks applied to visual document analysis", section 2): a random displacement
+    field, uniform in [-1, 1] per pixel, smoothed by a Gaussian of standard deviation ``sigma``
+    pixels and scaled by ``alpha`` pixels, moves every pixel. The paper uses alpha = 34,
+    sigma = 4 on 28x28 digits; milder values suit a 4,000-digit training set.
+    """
+
+    def __init__(self, alpha: float = 34.0, sigma: float = 4.0, p: float = 1.0):
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError("sigma must be positive")
+        self.alpha, self.sigma, self.p = alpha, sigma, p
+        radius = int(math.ceil(3 * sigma))  # 3 sigma holds 99.7% of the Gaussian's mass
+        t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        k = torch.exp(-0.5 * (t / sigma) ** 2)
+        self.register_buffer("kernel", k / k.sum(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        k = self.kernel.to(x.dtype)
+        r = k.numel() // 2
+        disp = torch.rand(b * 2, 1, h, w, device=x.device, dtype=x.dtype) * 2 - 1  # (2B, 1, H, W)
+        disp = F.conv2d(F.pad(disp, (r, r, 0, 0), mode="reflect" if r < w else "replicate"), k.view(1, 1, 1, -1))
+        disp = F.conv2d(F.pad(disp, (0, 0, r, r), mode="reflect" if r < h else "replicate"), k.view(1, 1, -1, 1))
+        disp = disp.view(b, 2, h, w) * self.alpha  # pixels
+        keep = torch.rand(b, device=x.device) >= self.p
+        disp[keep] = 0.0
+        # pixels -> grid units ([-1, 1] spans the image)
+        scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device, dtype=x.dtype).view(1, 2, 1, 1)
+        disp = (disp * scale).permute(0, 2, 3, 1)  # (B, H, W, 2)
+        eye = torch.eye(2, 3, device=x.device, dtype=x.dtype).unsqueeze(0).expand(b, 2, 3)
+        grid = F.affine_grid(eye, [b, 1, h, w], align_corners=False) + disp
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class Compose(nn.Sequential):
+    """Apply several batched augmentations in order (Hydra: ``augment: {_target_: ...Compose,
+    _args_: [...]}`` or simply a list under ``augment``)."""

@@ -59,7 +59,8 @@ class ImageClassificationDataModule(L.LightningDataModule):
         num_classes: must match the dataset (2 with ``positive_class``); checked, so a config
             that says otherwise fails early.
         positive_class: turn the task into "this class against the rest".
-        augment: a module applied to training batches after transfer (see ``augment.py``).
+        augment: a module (or a list of modules, applied in order) run on training batches
+            after transfer (see ``augment.py``).
         split_seed: seed of the train/val/test split (independent of the training seed, so that
             every training seed is measured on the same test split).
         limit: keep only this many training examples (stratified), for few-label experiments.
@@ -82,7 +83,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
         in_chans: int | None = None,
         num_classes: int | None = None,
         positive_class: int | None = None,
-        augment: nn.Module | Callable | None = None,
+        augment: nn.Module | Sequence[nn.Module] | None = None,
         split_seed: int = 0,
         limit: int | None = None,
         num_workers: int = 0,
@@ -105,6 +106,8 @@ class ImageClassificationDataModule(L.LightningDataModule):
                 + (" (binary: positive_class is set)" if positive_class is not None else "")
             )
         self.num_classes = expected
+        if isinstance(augment, (list, tuple)):
+            augment = nn.Sequential(*augment)
         self.augment = augment
         self.split_seed = split_seed
         self.limit = limit

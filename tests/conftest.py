@@ -43,5 +43,4 @@ def quick():
         "trainer.limit_test_batches=2",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
-        "callbacks.progress_bar=null",
     ]

@@ -25,6 +25,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -78,8 +79,10 @@ def build(cfg: DictConfig):
     callbacks = instantiate_dict(cfg.get("callbacks"))
     stats = RunStats()
     callbacks.append(stats)
-    if not loggers:
-        callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
+    if not loggers:  # the LR monitor needs a logger; the run history records the LR anyway
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     return dm, task, trainer, stats
 

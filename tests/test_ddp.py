@@ -1,0 +1,38 @@
+"""Multi-process training through Lightning's DDP strategy (2 CPU processes, gloo): the synced
+test metric equals a single-process evaluation of the same checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch.distributed as dist
+
+from conftest import ROOT, compose_train
+from zoo.eval import evaluate
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="torch.distributed with gloo is needed")
+
+
+def test_ddp_cpu_matches_single_process_eval(tmp_path):
+    run_dir = tmp_path / "ddp"
+    env = dict(os.environ, HYDRA_FULL_ERROR="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "zoo.train", "experiment=lenet5_mnist5k", "trainer=ddp_cpu",
+         "trainer.max_epochs=2", "trainer.limit_train_batches=16", "trainer.enable_progress_bar=false",
+         "logger=csv", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    assert rec["devices"] == 2 and rec["strategy"] == "DDPStrategy"
+    assert sum(map(sum, rec["confusion_matrix"])) == 500  # both halves of the test split counted
+    cfg = compose_train([f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "trainer=cpu",
+                         "trainer.enable_progress_bar=false"], tmp_path, config_name="eval")
+    single = evaluate(cfg)
+    assert single["test/acc"] == rec["test"]["test/acc"]
+    assert single["test/f1"] == pytest.approx(rec["test"]["test/f1"], abs=1e-6)
+    assert single["test/loss"] == pytest.approx(rec["test"]["test/loss"], rel=1e-4)

@@ -1,0 +1,52 @@
+"""Generated from the config tree: every experiment composes and runs a fast_dev_run; every
+config of every group composes. Real-data experiments run on tiny copies written in the real
+on-disk formats (nothing is downloaded)."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT, compose_train
+from fakedata import write_cifar, write_mnist
+from zoo.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+FAKE_WRITERS = {
+    "datamodules.MNISTDataModule": lambda root: write_mnist(root, "MNIST"),
+    "datamodules.FashionMNISTDataModule": lambda root: write_mnist(root, "FashionMNIST"),
+    "datamodules.CIFAR10DataModule": write_cifar,
+}
+
+
+def test_there_are_experiments():
+    assert {"lenet5_mnist5k", "mlp_mnist5k", "softmax_mnist5k", "logreg_mnist5k",
+            "lenet5_mnist", "mlp_fashion_mnist"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_fast_dev_run(tmp_path, experiment):
+    cfg = compose_train([f"experiment={experiment}", "trainer=cpu", "trainer.fast_dev_run=true",
+                         "trainer.enable_progress_bar=false", "logger=none"], tmp_path)
+    assert cfg.experiment_name == experiment
+    writer = FAKE_WRITERS.get(cfg.data._target_)
+    if writer is not None:
+        (tmp_path / "data").mkdir()
+        writer(tmp_path / "data")
+    rec = train(cfg)
+    assert rec["experiment"] == experiment
+    assert rec["test"] and all(v == v for v in rec["test"].values())  # finite, not NaN
+
+
+def test_default_experiment_is_lenet5_on_embedded_mnist(tmp_path):
+    cfg = compose_train([], tmp_path)
+    assert cfg.experiment_name == "lenet5_mnist5k"
+    assert cfg.model.name == "lenet5" and cfg.data._target_ == "datamodules.MNIST5kDataModule"
+
+
+@pytest.mark.parametrize("group", ["model", "data", "augment", "optimizer", "scheduler", "trainer", "logger", "callbacks"])
+def test_every_group_option_composes(tmp_path, group):
+    for option in sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")):
+        overrides = [f"{group}={option}"]
+        if group == "model" and option == "logistic_regression":
+            overrides += ["data.positive_class=0", "data.num_classes=2"]
+        cfg = compose_train(overrides, tmp_path)
+        assert cfg is not None

@@ -1,0 +1,156 @@
+"""End-to-end training through the Hydra config: run folder, reproducibility, checkpoints that
+rebuild themselves, recording and reports, optimizers and schedulers, loggers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose_train
+from zoo.eval import evaluate
+from zoo.report import load_runs
+from zoo.tasks import load_task
+from zoo.train import train
+from zoo.utils.wandb_offline import find_run_files, read_history
+
+
+def _eval_cfg(ckpt: str, tmp_path: Path, split: str = "test"):
+    return compose_train([f"ckpt_path={ckpt}", f"split={split}", "trainer=cpu",
+                          "trainer.enable_progress_bar=false"], tmp_path, config_name="eval")
+
+
+def test_run_folder_and_checkpoint_rebuild(tmp_path, quick):
+    cfg = compose_train(["experiment=lenet5_mnist5k", *quick], tmp_path)
+    rec = train(cfg)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.json", "history.csv", "learning_curves.png", "confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["params"] == 60850 and saved["model"] == "lenet5"
+    assert set(saved["test"]) == {"test/loss", "test/acc", "test/f1"}
+    assert 0.0 <= saved["test"]["test/acc"] <= 1.0
+    assert sum(map(sum, saved["confusion_matrix"])) == 500
+    assert saved["versions"]["torch"] == torch.__version__.split("+")[0] or saved["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert saved["command"] == "pytest" and saved["train_time_s"] > 0 and saved["throughput_samples_per_s"] > 0
+    assert len(saved["git"]["commit"] or "") in (0, 40)
+    # the checkpoint rebuilds its own net and data: same test metrics, nothing re-stated
+    task = load_task(rec["best_checkpoint"])
+    assert task.net.zoo_spec["name"] == "lenet5"
+    metrics = evaluate(_eval_cfg(rec["best_checkpoint"], tmp_path))
+    assert metrics["test/acc"] == pytest.approx(rec["test"]["test/acc"], abs=0)
+    assert metrics["test/f1"] == pytest.approx(rec["test"]["test/f1"], abs=0)
+
+
+def test_same_seed_same_result(tmp_path, quick):
+    results = []
+    for i in range(2):
+        cfg = compose_train(["experiment=lenet5_mnist5k", *quick, "callbacks=none", "logger=none"], tmp_path / str(i))
+        results.append(train(cfg)["test"])
+    assert results[0] == results[1]
+    other = train(compose_train(["experiment=lenet5_mnist5k", *quick, "callbacks=none", "logger=none", "seed=1"], tmp_path / "2"))
+    assert other["test"] != results[0]
+
+
+def test_record_and_report(tmp_path, quick):
+    for seed in (0, 1):
+        cfg = compose_train(["experiment=softmax_mnist5k", *quick, "record=true", f"seed={seed}"], tmp_path)
+        train(cfg)
+    reports = tmp_path / "reports"
+    runs = load_runs(reports)
+    assert sorted(r["seed"] for r in runs) == [0, 1]
+    readme = (reports / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| softmax_mnist5k"))
+    mean = 100 * sum(r["test"]["test/acc"] for r in runs) / 2
+    assert f"{mean:.2f} ±" in row
+    assert (reports / "results.csv").read_text().count("softmax_mnist5k") == 2
+    assert (reports / "runs" / "softmax_mnist5k" / "seed1" / "learning_curves.png").is_file()
+
+
+OPTIMIZERS = sorted(p.stem for p in (ROOT / "conf" / "optimizer").glob("*.yaml"))
+SCHEDULERS = sorted(p.stem for p in (ROOT / "conf" / "scheduler").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_optimizers(tmp_path, quick, optimizer):
+    cfg = compose_train(["experiment=softmax_mnist5k", *quick, f"optimizer={optimizer}",
+                         "scheduler=none", "logger=none", "callbacks=none"], tmp_path)
+    rec = train(cfg)
+    assert rec["test"]["test/acc"] > 0.3  # 8 steps of any optimizer beat chance (0.1)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_schedulers(tmp_path, quick, scheduler):
+    quick = [q for q in quick if not q.startswith("trainer.max_epochs")]
+    cfg = compose_train(["experiment=softmax_mnist5k", *quick, "trainer.max_epochs=4", "scheduler.step_size=1"
+                         if scheduler == "step" else f"scheduler={scheduler}",
+                         *(["scheduler=step"] if scheduler == "step" else []),
+                         "optimizer=sgd", "optimizer.lr=0.1", "logger=none", "callbacks=none"], tmp_path)
+    train(cfg)
+    lrs = [float(line.split(",")[1]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
+    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
+    assert header[1] == "lr"
+    if scheduler == "none":
+        assert lrs == [0.1] * 4
+    elif scheduler == "onecycle":
+        assert max(lrs) > lrs[-1] and lrs[-1] < 0.01
+    else:
+        assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
+        if scheduler == "inverse_time":  # lr_0 / (1 + epoch), read at the end of each epoch
+            assert lrs == pytest.approx([0.1 / (1 + e) for e in range(1, 5)])
+
+
+def test_regularisation_options(tmp_path, quick):
+    cfg = compose_train(["experiment=mlp_mnist5k", *quick, "task.label_smoothing=0.1",
+                         "trainer.gradient_clip_val=0.5", "optimizer.weight_decay=0.001",
+                         "model.dropout=0.5", "model.batch_norm=true", "model.init=xavier",
+                         "model.activation=leaky_relu", "logger=none", "callbacks=none"], tmp_path)
+    rec = train(cfg)
+    assert rec["model_kwargs"]["dropout"] == 0.5 and rec["model_kwargs"]["activation"] == "leaky_relu"
+
+
+def test_binary_logistic_regression(tmp_path, quick):
+    cfg = compose_train(["experiment=logreg_mnist5k", *quick, "logger=none"], tmp_path)
+    rec = train(cfg)
+    assert rec["params"] == 785
+    assert len(rec["confusion_matrix"]) == 2
+    assert rec["test"]["test/acc"] > 0.85
+
+
+def test_resume_from_checkpoint(tmp_path, quick):
+    cfg = compose_train(["experiment=softmax_mnist5k", *quick, "logger=none"], tmp_path / "a")
+    train(cfg)
+    last = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    cfg2 = compose_train(["experiment=softmax_mnist5k", *[q for q in quick if "max_epochs" not in q],
+                          "trainer.max_epochs=3", f"ckpt_path={last}", "logger=none"], tmp_path / "b")
+    rec = train(cfg2)
+    assert rec["epochs"] == 3 and rec["global_steps"] == 12  # 2 epochs restored + 1 more, 4 batches each
+
+
+def test_wandb_offline_without_account(tmp_path, quick, monkeypatch):
+    """logger=wandb with no account configured writes an offline run holding the metrics."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    from zoo.loggers import wandb_account_configured
+
+    assert not wandb_account_configured()
+    cfg = compose_train(["experiment=lenet5_mnist5k", *quick, "logger=wandb"], tmp_path)
+    rec = train(cfg)
+    files = find_run_files(tmp_path / "run")
+    assert len(files) == 1 and files[0].parent.name.startswith("offline-run-")
+    rows = read_history(files[0])
+    logged = {k: v for row in rows for k, v in row.items()}
+    assert logged["test/acc"] == pytest.approx(rec["test"]["test/acc"])
+    assert "val/acc" in logged and "train/loss_epoch" in logged
+
+
+def test_config_stored_in_checkpoint_is_plain_data(tmp_path, quick):
+    cfg = compose_train(["experiment=mlp_mnist5k", *quick, "logger=none"], tmp_path)
+    rec = train(cfg)
+    ckpt = torch.load(rec["best_checkpoint"], weights_only=True)  # no pickled objects
+    assert ckpt["zoo"]["net_spec"]["name"] == "mlp"
+    assert OmegaConf.create(ckpt["zoo"]["config"]).data._target_ == "datamodules.MNIST5kDataModule"
