@@ -22,12 +22,13 @@ def compose_train(overrides: list[str], tmp_path: Path, config_name: str = "trai
     """Compose a config as ``zoo-train`` would, with every output under ``tmp_path``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        extra = ["command=pytest"] if config_name == "train" else []
         cfg = compose(config_name=config_name, overrides=[
             *overrides,
             f"paths.output_dir={tmp_path / 'run'}",
             f"paths.reports_dir={tmp_path / 'reports'}",
             f"paths.data_dir={tmp_path / 'data'}",
-            "command=pytest",
+            *extra,
         ])
     return cfg
 
@@ -39,8 +40,6 @@ def quick():
         "trainer=cpu",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=4",
-        "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]

@@ -13,6 +13,7 @@ throughput, peak memory, hardware, library versions, git commit, the command),
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import logging
 import shutil
@@ -64,12 +65,39 @@ def reproduce_command(cfg: DictConfig) -> str:
     return " ".join(["zoo-train", *overrides])
 
 
+def _drop_foreign_keys(node: DictConfig) -> DictConfig:
+    """Drop parameters the target does not accept, with a warning. They come from an experiment
+    that tunes one scheduler (``step_size`` of step decay) when the user picks another one
+    (``scheduler=cosine``): Hydra merges the experiment's values into the new choice."""
+    target = hydra.utils.get_method(node._target_)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return node
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return node
+    foreign = [k for k in node if not str(k).startswith("_") and k not in params]
+    if not foreign:
+        return node
+    log.warning("ignoring %s: not parameters of %s", foreign, node._target_)
+    kept = OmegaConf.to_container(node, resolve=True)
+    for k in foreign:
+        kept.pop(k)
+    return OmegaConf.create(kept)
+
+
 def build(cfg: DictConfig):
     """Instantiate datamodule, net, task, loggers, callbacks and trainer from a composed config."""
     dm = instantiate(cfg.data, _convert_="all")
     net = instantiate(cfg.model, _convert_="all")
     optimizer = instantiate(cfg.optimizer, _convert_="all") if cfg.get("optimizer") else None
-    scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.get("scheduler") else None
+    scheduler = None
+    if cfg.get("scheduler"):
+        if "_target_" in cfg.scheduler:
+            scheduler = instantiate(_drop_foreign_keys(cfg.scheduler), _convert_="all")
+        else:  # e.g. scheduler=none over an experiment that tunes its scheduler's parameters
+            log.warning("scheduler parameters %s without a scheduler (_target_): no LR schedule is used",
+                        sorted(cfg.scheduler))
     task_kwargs = {}
     if hasattr(dm, "class_names"):
         task_kwargs["class_names"] = list(dm.class_names)
@@ -85,6 +113,16 @@ def build(cfg: DictConfig):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     return dm, task, trainer, stats
+
+
+def _close_loggers(trainer) -> None:
+    """Flush and close the W&B run, so that an offline run file is complete when we return
+    (several runs in one process, as in a sweep or the tests, each get their own run)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger) and trainer.is_global_zero:
+            lg.experiment.finish()
 
 
 def _clean(metrics: dict) -> dict:
@@ -114,6 +152,7 @@ def train(cfg: DictConfig) -> dict:
         test_metrics = _clean(trainer.test(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
         confusion = getattr(trainer.lightning_module, "confusion", None)
 
+    _close_loggers(trainer)
     if not trainer.is_global_zero:
         return {}
     net = task.net
