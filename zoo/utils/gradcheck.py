@@ -85,8 +85,10 @@ def check_module(
     eps: float = 1e-6,
     max_coords: int = 256,
     seed: int = 0,
+    max_tensors: int | None = None,
 ) -> list[GradCheckResult]:
-    """Gradient-check a module with respect to its inputs and every parameter.
+    """Gradient-check a module with respect to its inputs and its parameters (all of them, or
+    ``max_tensors`` spread evenly from the first to the last, for deep nets).
 
     The module and inputs are moved to float64; the scalar loss is a fixed random projection of
     the output, ``sum(r * module(*inputs))``, so that every output coordinate matters.
@@ -102,5 +104,9 @@ def check_module(
         return (module(*xs) * r).sum()
 
     tensors = {f"input{i}": x for i, x in enumerate(xs) if x.requires_grad}
-    tensors.update({n: p for n, p in module.named_parameters() if p.requires_grad})
+    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if max_tensors is not None and len(params) > max_tensors:
+        step = (len(params) - 1) / max(1, max_tensors - 1)
+        params = [params[round(i * step)] for i in range(max_tensors)]
+    tensors.update(dict(params))
     return gradient_check(loss_fn, tensors, eps, max_coords, seed)
