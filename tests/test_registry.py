@@ -53,8 +53,12 @@ def test_forward_backward(name):
     net.train()
     (x,) = net.example_inputs(4)
     out = net(x)
-    assert out.shape[0] == 4 and torch.isfinite(out).all()
-    (out * torch.randn_like(out)).sum().backward()  # a loss with a non-zero gradient everywhere
+    # a net with auxiliary heads (googlenet) returns a tuple (main, *aux) in training mode
+    outs = tuple(out) if isinstance(out, tuple) else (out,)
+    for o in outs:
+        assert o.shape[0] == 4 and torch.isfinite(o).all()
+    # a loss with a non-zero gradient everywhere (every head included)
+    sum((o * torch.randn_like(o)).sum() for o in outs).backward()
     for pname, p in net.named_parameters():
         assert p.grad is not None, f"{name}.{pname} got no gradient"
         assert torch.isfinite(p.grad).all()

@@ -40,6 +40,9 @@ class ClassificationTask(ZooTask):
         binary: force the binary formulation; by default it is used when ``num_classes == 2``
             and the net has a single output.
         class_names: names for reports and plots.
+        channels_last: run convolutions on channels-last tensors.
+        aux_loss_weight: weight of each auxiliary head's loss when the net returns
+            ``(main, *aux)`` in training (GoogLeNet); metrics use the main head only.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class ClassificationTask(ZooTask):
         binary: bool | None = None,
         class_names: Sequence[str] | None = None,
         channels_last: bool = False,
+        aux_loss_weight: float = 0.3,
     ):
         super().__init__(net, optimizer, scheduler, scheduler_interval)
         if not 0.0 <= label_smoothing < 1.0:
@@ -66,6 +70,7 @@ class ClassificationTask(ZooTask):
         self.label_smoothing = label_smoothing
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.channels_last = channels_last
+        self.aux_loss_weight = aux_loss_weight
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -93,6 +98,9 @@ class ClassificationTask(ZooTask):
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = self.net(x)
+        aux: tuple = ()
+        if isinstance(logits, (tuple, list)):  # (main, *auxiliary heads), e.g. GoogLeNet in training
+            logits, *aux = logits
         if self.binary:
             logits = logits.reshape(-1)  # (B,)
             target = y.float() * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
@@ -101,6 +109,8 @@ class ClassificationTask(ZooTask):
         else:
             loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
             preds = logits
+        for a in aux:  # auxiliary classifiers add a discounted loss (Szegedy et al. 2015: 0.3)
+            loss = loss + self.aux_loss_weight * F.cross_entropy(a, y, label_smoothing=self.label_smoothing)
         metrics = {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
         metrics.update(preds.detach(), y)
         on_step = stage == "train"
@@ -129,6 +139,9 @@ class ClassificationTask(ZooTask):
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         logits = self.net(x)
+        aux: tuple = ()
+        if isinstance(logits, (tuple, list)):  # (main, *auxiliary heads), e.g. GoogLeNet in training
+            logits, *aux = logits
         if self.binary:
             p = torch.sigmoid(logits.reshape(-1))
             return torch.stack([1 - p, p], dim=1)  # (B, 2)
