@@ -183,3 +183,22 @@ def test_efficientnet_stochastic_depth_schedule():
     probs = [b.drop_path.p for stage in net.stages for b in stage if b.use_residual]
     assert probs == sorted(probs) and 0.0 < probs[-1] < 0.2
     assert net.resolution == 224 and zoo.create_model("efficientnet_b3").resolution == 300
+
+
+def test_drop_path_keeps_the_expectation():
+    from zoo.layers import DropPath
+    drop = DropPath(0.25)
+    x = torch.ones(20000, 1, 1, 1)
+    y = drop.train()(x)
+    kept = y[y != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.75))  # survivors rescaled
+    assert abs(y.mean().item() - 1.0) < 0.03 and abs((y == 0).float().mean().item() - 0.25) < 0.03
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_from_torchvision_state_dict_renames_the_keys():
+    """The mappings write our own module names, not torchvision's."""
+    torch.manual_seed(0)
+    mapped = densenet.from_torchvision_state_dict(tvm.densenet121(weights=None).state_dict())
+    assert "block1.layers.0.bn1.weight" in mapped and "fc.weight" in mapped
+    assert not any(k.startswith("features.") for k in mapped)

@@ -41,8 +41,7 @@ import math
 import torch
 import torch.nn as nn
 
-from zoo.layers.conv_bn_act import ConvBNAct, make_divisible
-from zoo.layers.inverted_residual import InvertedResidual
+from zoo.layers import ConvBNAct, InvertedResidual, make_divisible
 from zoo.registry import register_model
 from zoo.utils.state_dict import remap_state_dict
 

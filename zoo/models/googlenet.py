@@ -42,7 +42,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from zoo.layers.conv_bn_act import ConvBNAct
+from zoo.layers import ConvBNAct
 from zoo.registry import register_model
 from zoo.utils.state_dict import remap_state_dict
 

@@ -30,8 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers.conv_bn_act import ConvBNAct, init_cnn_weights, make_divisible
-from zoo.layers.inverted_residual import InvertedResidual
+from zoo.layers import ConvBNAct, InvertedResidual, init_cnn_weights, make_divisible
 from zoo.registry import register_model
 from zoo.utils.state_dict import remap_state_dict
 
