@@ -10,6 +10,7 @@ import torchvision.models as tvm
 
 import zoo
 from zoo.models import densenet, efficientnet, googlenet, mobilenet, nin
+from parity import load_and_compare
 from zoo.registry import count_parameters, model_card
 
 FAMILY_MODULES = {"densenet": densenet, "efficientnet": efficientnet, "googlenet": googlenet,
@@ -63,18 +64,9 @@ def test_torchvision_parity(name):
     torch.manual_seed(0)
     reference = _reference(name)
     _randomise_batch_norm(reference, torch.Generator().manual_seed(1))
-    ours = zoo.create_model(name).eval()
-    mapping = FAMILY_MODULES[model_card(name).family].from_torchvision_state_dict
-    ours.load_state_dict(mapping(reference.state_dict()), strict=True)
-    assert count_parameters(ours) == count_parameters(reference)
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        expected, got = reference(x), ours(x)
+    expected, got, diff = load_and_compare(name, reference, FAMILY_MODULES[model_card(name).family])
     assert isinstance(got, torch.Tensor) and got.shape == expected.shape == (1, 1000)
     assert expected.std() > 0.05  # the outputs are not vanishingly small
-    diff = (got - expected).abs().max().item()
-    print(f"{name}: max abs diff {diff:.3g}, output std {expected.std().item():.3g}, "
-          f"{count_parameters(ours):,} parameters")
     assert diff <= 1e-4
 
 
