@@ -1,4 +1,8 @@
-"""``zoo-models``: list the registered models with their task, parameter count and paper.
+"""``zoo-models``: list the registered models with their task, parameter count, FLOPs and paper.
+
+FLOPs are forward floating-point operations per example (2 per multiply-accumulate) at the input
+the model is usually quoted at: 224x224 for ImageNet-style models, the model's own example input
+(32x32 CIFAR / LeNet, 28x28 MNIST) otherwise; the ``input`` column says which.
 
     zoo-models                 # every model
     zoo-models 'lenet*'        # a shell-style pattern
@@ -10,6 +14,7 @@ import argparse
 import json
 import sys
 
+from zoo.flops import count_flops, format_flops, reference_input_shape
 from zoo.registry import count_parameters, create_model, list_models, model_card
 
 
@@ -18,8 +23,10 @@ def rows(pattern: str = "*", task: str | None = None) -> list[dict]:
     for name in list_models(pattern, task):
         card = model_card(name)
         net = create_model(name)
+        shape = reference_input_shape(name)
         out.append({"name": name, "family": card.family, "task": card.task,
-                    "params": count_parameters(net), "paper": card.paper})
+                    "params": count_parameters(net), "flops": count_flops(net, shape),
+                    "input": "x".join(str(d) for d in shape), "paper": card.paper})
     return out
 
 
@@ -37,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
-    headers = ["name", "family", "task", "params", "paper"]
-    cells = [[r["name"], r["family"], r["task"], f"{r['params']:,}", r["paper"]] for r in table]
+    headers = ["name", "family", "task", "params", "FLOPs", "input", "paper"]
+    cells = [[r["name"], r["family"], r["task"], f"{r['params']:,}", format_flops(r["flops"]),
+              r["input"], r["paper"]] for r in table]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     print("  ".join("-" * w for w in widths))

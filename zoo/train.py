@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo import conf as zoo_conf
 from zoo.callbacks import RunStats
+from zoo.flops import count_flops
 from zoo.registry import count_parameters
 from zoo.runinfo import git_info, hardware, library_versions
 
@@ -125,6 +126,17 @@ def _close_loggers(trainer) -> None:
             lg.experiment.finish()
 
 
+def _forward_flops(net, input_shape) -> int | None:
+    """Forward FLOPs per example at the training input shape (None when unknown or not countable)."""
+    if not input_shape:
+        return None
+    try:
+        return count_flops(net, input_shape)
+    except Exception as err:  # an exotic op the counter cannot trace must not lose a finished run
+        log.warning("FLOPs not counted: %s", err)
+        return None
+
+
 def _clean(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if not k.endswith("_step")}
 
@@ -165,6 +177,7 @@ def train(cfg: DictConfig) -> dict:
         "seed": int(cfg.seed),
         "params": count_parameters(net),
         "trainable_params": count_parameters(net, trainable_only=True),
+        "flops": _forward_flops(net, (dm.describe() if hasattr(dm, "describe") else {}).get("input_shape")),
         "val": val_metrics,
         "test": test_metrics,
         "confusion_matrix": confusion.tolist() if confusion is not None else None,
