@@ -33,7 +33,9 @@ Reproduce a row with its command (run it once per seed listed).
 
 def load_runs(reports_dir: str | Path) -> list[dict]:
     runs = []
-    for path in sorted(Path(reports_dir).glob("runs/*/*/metrics.json")):
+    for path in sorted(Path(reports_dir).glob("runs/*/seed*/metrics.json")):
+        if not path.parent.name.removeprefix("seed").isdigit():  # seed0.partial/ and the like
+            continue
         rec = json.loads(path.read_text())
         rec["_dir"] = str(path.parent.relative_to(reports_dir))
         runs.append(rec)

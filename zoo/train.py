@@ -234,12 +234,22 @@ def record_run(out_dir: Path, reports_dir: Path, record: dict) -> Path:
     from zoo.report import write_report
 
     dest = reports_dir / "runs" / record["experiment"] / f"seed{record['seed']}"
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    # copy into a side folder, then swap it in: a run killed mid-copy never leaves a half-written
+    # run folder under a name the report reads (it reads seed<k>/ folders only)
+    partial = dest.with_name(dest.name + ".partial")
+    old = dest.with_name(dest.name + ".old")
+    for leftover in (partial, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    partial.mkdir(parents=True)
     for name in RECORDED_FILES:
         if (out_dir / name).exists():
-            shutil.copy2(out_dir / name, dest / name)
+            shutil.copy2(out_dir / name, partial / name)
+    if dest.exists():
+        dest.rename(old)
+    partial.rename(dest)
+    if old.exists():
+        shutil.rmtree(old)
     write_report(reports_dir)
     return dest
 

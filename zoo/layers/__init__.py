@@ -1,10 +1,10 @@
 """Blocks shared by two or more model families."""
 from zoo.layers.activations import get_activation
-from zoo.layers.conv_bn_act import ConvBNAct, init_cnn_weights, make_divisible
+from zoo.layers.conv_bn_act import ConvBNAct, init_cnn_weights, make_divisible, scale_width
 from zoo.layers.inverted_residual import DropPath, InvertedResidual, SqueezeExcitation
 from zoo.layers.shapes import example_shape
 
 __all__ = [
-    "get_activation", "example_shape", "ConvBNAct", "init_cnn_weights", "make_divisible",
+    "get_activation", "example_shape", "ConvBNAct", "init_cnn_weights", "make_divisible", "scale_width",
     "DropPath", "InvertedResidual", "SqueezeExcitation",
 ]

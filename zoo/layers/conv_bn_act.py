@@ -50,6 +50,14 @@ class ConvBNAct(nn.Sequential):
         super().__init__(layers)
 
 
+def scale_width(channels: int, width_mult: float = 1.0, divisor: int = 8) -> int:
+    """A published channel count times a width multiplier, rounded with ``make_divisible``;
+    ``width_mult=1`` returns ``channels`` unchanged (the published network, bit for bit)."""
+    if width_mult <= 0:
+        raise ValueError(f"width_mult must be positive, got {width_mult}")
+    return channels if width_mult == 1.0 else make_divisible(channels * width_mult, divisor)
+
+
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Round a (width-multiplied) channel count to the nearest multiple of ``divisor``.
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zoo.layers import scale_width
 from zoo.registry import register_model
 
 # torchvision's AlexNet: ``features.<i>`` for the convolutions, ``classifier.<i>`` for the
@@ -59,12 +60,14 @@ class AlexNet(nn.Module):
         dropout: drop probability before fc6 and fc7.
         small_input: 3x3 stride-1 conv1 and a globally pooled classifier input, for 28x28/32x32
             images (see the module docstring).
+        width_mult: multiplies every layer's width (convolutions and fc6/fc7), rounded to a
+            multiple of 8; 1.0 is the published network, smaller values the CPU-sized variants.
     Input: (B, in_chans, H, W) with H, W >= 63 (>= 15 with ``small_input``).
     Output: (B, num_classes) logits.
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-                 small_input: bool = False):
+                 small_input: bool = False, width_mult: float = 1.0):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -73,21 +76,22 @@ class AlexNet(nn.Module):
         # a small example the layout accepts (sides >= 63 without small_input: three 3x3/2 pools
         # after a stride-4 conv1; >= 15 with it), so that tests stay fast
         self.example_size = 32 if small_input else 64
+        c1, c2, c3, c4, fc = (scale_width(c, width_mult) for c in (64, 192, 384, 256, 4096))
         if small_input:
-            self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1)
+            self.conv1 = nn.Conv2d(in_chans, c1, kernel_size=3, stride=1, padding=1)
         else:
-            self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2)
-        self.conv2 = nn.Conv2d(64, 192, kernel_size=5, padding=2)
-        self.conv3 = nn.Conv2d(192, 384, kernel_size=3, padding=1)
-        self.conv4 = nn.Conv2d(384, 256, kernel_size=3, padding=1)
-        self.conv5 = nn.Conv2d(256, 256, kernel_size=3, padding=1)
+            self.conv1 = nn.Conv2d(in_chans, c1, kernel_size=11, stride=4, padding=2)
+        self.conv2 = nn.Conv2d(c1, c2, kernel_size=5, padding=2)
+        self.conv3 = nn.Conv2d(c2, c3, kernel_size=3, padding=1)
+        self.conv4 = nn.Conv2d(c3, c4, kernel_size=3, padding=1)
+        self.conv5 = nn.Conv2d(c4, c4, kernel_size=3, padding=1)
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2)  # overlapping pooling
         pooled = 1 if small_input else 6
         self.avgpool = nn.AdaptiveAvgPool2d(pooled)
         self.dropout = nn.Dropout(dropout)
-        self.fc6 = nn.Linear(256 * pooled * pooled, 4096)
-        self.fc7 = nn.Linear(4096, 4096)
-        self.fc8 = nn.Linear(4096, num_classes)
+        self.fc6 = nn.Linear(c4 * pooled * pooled, fc)
+        self.fc7 = nn.Linear(fc, fc)
+        self.fc8 = nn.Linear(fc, num_classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
@@ -130,6 +134,6 @@ def from_torchvision_state_dict(state_dict: dict) -> dict:
 
 @register_model(task="classification", paper="Krizhevsky, Sutskever & Hinton 2012, NeurIPS (single-tower widths: Krizhevsky 2014, arXiv:1404.5997)")
 def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-            small_input: bool = False) -> AlexNet:
+            small_input: bool = False, width_mult: float = 1.0) -> AlexNet:
     """Single-tower AlexNet: 5 convolutions, 3 fully connected layers, 61.1M parameters."""
-    return AlexNet(num_classes, in_chans, dropout, small_input)
+    return AlexNet(num_classes, in_chans, dropout, small_input, width_mult)

@@ -129,30 +129,30 @@ _PAPER = "Tan & Le 2019, EfficientNet: rethinking model scaling for CNNs, ICML"
 
 @register_model(task="classification", paper=_PAPER)
 def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                    dropout: float = 0.2, stochastic_depth: float = 0.2) -> EfficientNet:
+                    dropout: float = 0.2, stochastic_depth: float = 0.2, width_mult: float = 1.0) -> EfficientNet:
     """EfficientNet-B0, the searched baseline (224x224)."""
-    return EfficientNet(num_classes, in_chans, 1.0, 1.0, 224, small_input, dropout, stochastic_depth)
+    return EfficientNet(num_classes, in_chans, 1.0 * width_mult, 1.0, 224, small_input, dropout, stochastic_depth)
 
 
 @register_model(task="classification", paper=_PAPER)
 def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                    dropout: float = 0.2, stochastic_depth: float = 0.2) -> EfficientNet:
+                    dropout: float = 0.2, stochastic_depth: float = 0.2, width_mult: float = 1.0) -> EfficientNet:
     """EfficientNet-B1: depth x1.1 (240x240)."""
-    return EfficientNet(num_classes, in_chans, 1.0, 1.1, 240, small_input, dropout, stochastic_depth)
+    return EfficientNet(num_classes, in_chans, 1.0 * width_mult, 1.1, 240, small_input, dropout, stochastic_depth)
 
 
 @register_model(task="classification", paper=_PAPER)
 def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                    dropout: float = 0.3, stochastic_depth: float = 0.2) -> EfficientNet:
+                    dropout: float = 0.3, stochastic_depth: float = 0.2, width_mult: float = 1.0) -> EfficientNet:
     """EfficientNet-B2: width x1.1, depth x1.2 (260x260)."""
-    return EfficientNet(num_classes, in_chans, 1.1, 1.2, 260, small_input, dropout, stochastic_depth)
+    return EfficientNet(num_classes, in_chans, 1.1 * width_mult, 1.2, 260, small_input, dropout, stochastic_depth)
 
 
 @register_model(task="classification", paper=_PAPER)
 def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                    dropout: float = 0.3, stochastic_depth: float = 0.2) -> EfficientNet:
+                    dropout: float = 0.3, stochastic_depth: float = 0.2, width_mult: float = 1.0) -> EfficientNet:
     """EfficientNet-B3: width x1.2, depth x1.4 (300x300)."""
-    return EfficientNet(num_classes, in_chans, 1.2, 1.4, 300, small_input, dropout, stochastic_depth)
+    return EfficientNet(num_classes, in_chans, 1.2 * width_mult, 1.4, 300, small_input, dropout, stochastic_depth)
 
 
 def from_torchvision_state_dict(state_dict: dict) -> dict:

@@ -42,7 +42,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from zoo.layers import ConvBNAct
+from zoo.layers import ConvBNAct, scale_width
 from zoo.registry import register_model
 from zoo.utils.state_dict import remap_state_dict
 
@@ -103,14 +103,15 @@ class AuxClassifier(nn.Module):
     Input: (B, in_channels, H, W). Output: (B, num_classes).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7):
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7,
+                 proj_width: int = 128, hidden: int = 1024):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(4)
-        self.proj = _unit(in_channels, 128, 1)
-        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.proj = _unit(in_channels, proj_width, 1)
+        self.fc1 = nn.Linear(proj_width * 4 * 4, hidden)
         self.act = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(1024, num_classes)
+        self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(self.pool(x)).flatten(1)  # (B, 128, 4, 4) -> (B, 2048)
@@ -128,42 +129,53 @@ class GoogLeNet(nn.Module):
         dropout: before the final classifier (paper: 0.4).
         aux_dropout: inside the auxiliary classifiers (paper: 0.7).
         branch3_kernel: kernel of the third inception branch (5 in the paper, 3 in torchvision).
+        width_mult: multiplies every width (stem, inception branches, auxiliary heads), rounded
+            to a multiple of 8; 1.0 is the published network.
     Input: (B, in_chans, H, W). Output: (B, num_classes) logits, or ``GoogLeNetOutput``.
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  small_input: bool = False, dropout: float = 0.4, aux_dropout: float = 0.7,
-                 branch3_kernel: int = 3):
+                 branch3_kernel: int = 3, width_mult: float = 1.0):
         super().__init__()
+
+        def w(c: int) -> int:
+            return scale_width(c, width_mult)
+
         self.in_chans, self.small_input, self.aux_logits = in_chans, small_input, aux_logits
         if small_input:
-            conv1, pool1 = _unit(in_chans, 64, 3), nn.Identity()
+            conv1, pool1 = _unit(in_chans, w(64), 3), nn.Identity()
         else:
-            conv1, pool1 = _unit(in_chans, 64, 7, stride=2), nn.MaxPool2d(3, 2, ceil_mode=True)
+            conv1, pool1 = _unit(in_chans, w(64), 7, stride=2), nn.MaxPool2d(3, 2, ceil_mode=True)
         self.stem = nn.Sequential(OrderedDict(
             conv1=conv1,                                     # (B, 64, H/2, W/2); H, W if small
             pool1=pool1,                                     # (B, 64, H/4, W/4)
-            conv2=_unit(64, 64, 1),
-            conv3=_unit(64, 192, 3),
+            conv2=_unit(w(64), w(64), 1),
+            conv3=_unit(w(64), w(192), 3),
             pool2=nn.MaxPool2d(3, 2, ceil_mode=True),        # (B, 192, H/8, W/8); H/2 if small
         ))
 
         def stage(names: list[str], in_channels: int) -> tuple[nn.Sequential, int]:
             blocks = OrderedDict()
             for n in names:
-                blocks[n[1]] = Inception(in_channels, *INCEPTION_WIDTHS[n], branch3_kernel=branch3_kernel)
-                w = INCEPTION_WIDTHS[n]
-                in_channels = w[0] + w[2] + w[4] + w[5]
+                widths = [w(c) for c in INCEPTION_WIDTHS[n]]
+                blocks[n[1]] = Inception(in_channels, *widths, branch3_kernel=branch3_kernel)
+                in_channels = widths[0] + widths[2] + widths[4] + widths[5]
             return nn.Sequential(blocks), in_channels
 
-        self.stage3, c = stage(["3a", "3b"], 192)            # (B, 480, H/8, W/8)
+        self.stage3, c = stage(["3a", "3b"], w(192))            # (B, 480, H/8, W/8)
         self.pool3 = nn.MaxPool2d(3, 2, ceil_mode=True)      # (B, 480, H/16, W/16)
         self.stage4, c = stage(["4a", "4b", "4c", "4d", "4e"], c)  # (B, 832, H/16, W/16)
+
+        def out_width(name: str) -> int:  # an inception block's output: 1x1 + 3x3 + 5x5 + pool proj
+            return sum(w(x) for i, x in enumerate(INCEPTION_WIDTHS[name]) if i in (0, 2, 4, 5))
+
+        c4a, c4d = out_width("4a"), out_width("4d")          # 512 and 528 at width_mult 1
         self.pool4 = nn.MaxPool2d(2, 2, ceil_mode=True)      # (B, 832, H/32, W/32)
         self.stage5, c = stage(["5a", "5b"], c)              # (B, 1024, H/32, W/32)
         if aux_logits:
-            self.aux1 = AuxClassifier(512, num_classes, aux_dropout)  # on inception 4a's output
-            self.aux2 = AuxClassifier(528, num_classes, aux_dropout)  # on inception 4d's output
+            self.aux1 = AuxClassifier(c4a, num_classes, aux_dropout, w(128), w(1024))  # on 4a's output
+            self.aux2 = AuxClassifier(c4d, num_classes, aux_dropout, w(128), w(1024))  # on 4d's output
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c, num_classes)
@@ -201,10 +213,10 @@ class GoogLeNet(nn.Module):
 @register_model(task="classification", paper="Szegedy et al. 2015, Going deeper with convolutions, CVPR")
 def googlenet(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
               small_input: bool = False, dropout: float = 0.4, aux_dropout: float = 0.7,
-              branch3_kernel: int = 3) -> GoogLeNet:
+              branch3_kernel: int = 3, width_mult: float = 1.0) -> GoogLeNet:
     """GoogLeNet (Inception v1) with batch norm; auxiliary classifiers active in training mode."""
     return GoogLeNet(num_classes, in_chans, aux_logits, small_input, dropout, aux_dropout,
-                     branch3_kernel)
+                     branch3_kernel, width_mult)
 
 
 # torchvision key (regex)                     -> our key

@@ -36,6 +36,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from zoo.layers import scale_width
 from zoo.registry import register_model
 
 
@@ -71,31 +72,37 @@ class NiN(nn.Module):
             ImageNet layout (224x224 inputs).
         dropout: probability of the dropout layers between mlpconv blocks (0.5 in the paper).
         batch_norm: batch norm after every convolution (not in the paper).
+        width_mult: multiplies the hidden widths (not the class maps), rounded to a multiple
+            of 8; 1.0 is the published network.
     Input: (B, in_chans, H, W). Output: (B, num_classes) logits.
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 dropout: float = 0.5, batch_norm: bool = False):
+                 dropout: float = 0.5, batch_norm: bool = False, width_mult: float = 1.0):
         super().__init__()
         self.in_chans, self.small_input = in_chans, small_input
         bn = batch_norm
+
+        def w(*widths: int) -> tuple[int, ...]:
+            return tuple(scale_width(c, width_mult) for c in widths)
+
         if small_input:
             self.features = nn.Sequential(
-                mlpconv(in_chans, (192, 160, 96), 5, batch_norm=bn),        # (B, 96, H, W)
+                mlpconv(in_chans, w(192, 160, 96), 5, batch_norm=bn),       # (B, 96, H, W)
                 nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(dropout),    # (B, 96, H/2, W/2)
-                mlpconv(96, (192, 192, 192), 5, batch_norm=bn),
+                mlpconv(w(96)[0], w(192, 192, 192), 5, batch_norm=bn),
                 nn.AvgPool2d(3, 2, ceil_mode=True), nn.Dropout(dropout),    # (B, 192, H/4, W/4)
-                mlpconv(192, (192, 192, num_classes), 3, batch_norm=bn),    # class maps
+                mlpconv(w(192)[0], w(192, 192) + (num_classes,), 3, batch_norm=bn),  # class maps
             )
         else:
             self.features = nn.Sequential(
-                mlpconv(in_chans, (96, 96, 96), 11, stride=4, batch_norm=bn),  # 224 -> 54
-                nn.MaxPool2d(3, 2, ceil_mode=True),                             # -> 27
-                mlpconv(96, (256, 256, 256), 5, batch_norm=bn),
-                nn.MaxPool2d(3, 2, ceil_mode=True),                             # -> 13
-                mlpconv(256, (384, 384, 384), 3, batch_norm=bn),
-                nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(dropout),        # -> 6
-                mlpconv(384, (1024, 1024, num_classes), 3, batch_norm=bn),      # class maps
+                mlpconv(in_chans, w(96, 96, 96), 11, stride=4, batch_norm=bn),  # 224 -> 54
+                nn.MaxPool2d(3, 2, ceil_mode=True),                              # -> 27
+                mlpconv(w(96)[0], w(256, 256, 256), 5, batch_norm=bn),
+                nn.MaxPool2d(3, 2, ceil_mode=True),                              # -> 13
+                mlpconv(w(256)[0], w(384, 384, 384), 3, batch_norm=bn),
+                nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(dropout),         # -> 6
+                mlpconv(w(384)[0], w(1024, 1024) + (num_classes,), 3, batch_norm=bn),  # class maps
             )
         self.pool = nn.AdaptiveAvgPool2d(1)  # global average pooling: (B, C, 1, 1)
         for m in self.modules():
@@ -114,7 +121,7 @@ class NiN(nn.Module):
 
 @register_model(task="classification", paper="Lin, Chen & Yan 2014, Network in network, ICLR")
 def nin(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-        dropout: float = 0.5, batch_norm: bool = False) -> NiN:
+        dropout: float = 0.5, batch_norm: bool = False, width_mult: float = 1.0) -> NiN:
     """Network in Network: mlpconv blocks and global average pooling; ``small_input=True`` is the
     paper's CIFAR-10 network."""
-    return NiN(num_classes, in_chans, small_input, dropout, batch_norm)
+    return NiN(num_classes, in_chans, small_input, dropout, batch_norm, width_mult)

@@ -15,6 +15,9 @@ A residual block computes ``relu(F(x) + shortcut(x))``:
   (parameter-free: stride-2 subsampling of the identity, new channels filled with zeros) for
   the CIFAR nets, as in section 4.2.
 
+``width_mult`` scales every stage width (rounded to a multiple of 8, of 4 for the CIFAR nets);
+1.0 is the published network, smaller values are the CPU-sized variants of the benchmarks.
+
 ImageNet nets (stage widths 64/128/256/512, blocks per stage from table 1):
 
     stem: 7x7 conv 64 /2 -> BN -> ReLU -> 3x3 max-pool /2      (224 -> 56)
@@ -44,6 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zoo.layers import scale_width
 from zoo.registry import register_model
 
 
@@ -276,84 +280,86 @@ _PAPER_CIFAR = _PAPER + ", section 4.2 (CIFAR-10, option A shortcuts)"
 
 
 def _imagenet(block: type[BasicBlock] | type[Bottleneck], blocks: tuple[int, ...], num_classes: int,
-              in_chans: int, small_input: bool, zero_init_residual: bool) -> ResNet:
-    return ResNet(block, blocks, (64, 128, 256, 512), num_classes, in_chans, small_input, "B",
-                  zero_init_residual)
+              in_chans: int, small_input: bool, zero_init_residual: bool,
+              width_mult: float = 1.0) -> ResNet:
+    widths = tuple(scale_width(c, width_mult) for c in (64, 128, 256, 512))
+    return ResNet(block, blocks, widths, num_classes, in_chans, small_input, "B", zero_init_residual)
 
 
-def _cifar(depth: int, num_classes: int, in_chans: int, zero_init_residual: bool) -> ResNet:
+def _cifar(depth: int, num_classes: int, in_chans: int, zero_init_residual: bool,
+           width_mult: float = 1.0) -> ResNet:
     if (depth - 2) % 6:
         raise ValueError(f"a CIFAR ResNet has depth 6n+2, got {depth}")
     n = (depth - 2) // 6
-    return ResNet(BasicBlock, (n, n, n), (16, 32, 64), num_classes, in_chans, True, "A",
-                  zero_init_residual)
+    widths = tuple(scale_width(c, width_mult, divisor=4) for c in (16, 32, 64))
+    return ResNet(BasicBlock, (n, n, n), widths, num_classes, in_chans, True, "A", zero_init_residual)
 
 
 @register_model(task="classification", paper=_PAPER)
 def resnet18(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-             zero_init_residual: bool = False) -> ResNet:
+             zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """ResNet-18: basic blocks, 2-2-2-2."""
-    return _imagenet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, small_input, zero_init_residual)
+    return _imagenet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, small_input, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def resnet34(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-             zero_init_residual: bool = False) -> ResNet:
+             zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """ResNet-34: basic blocks, 3-4-6-3."""
-    return _imagenet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, small_input, zero_init_residual)
+    return _imagenet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, small_input, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def resnet50(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-             zero_init_residual: bool = False) -> ResNet:
+             zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """ResNet-50: bottleneck blocks, 3-4-6-3."""
-    return _imagenet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, small_input, zero_init_residual)
+    return _imagenet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, small_input, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def resnet101(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-              zero_init_residual: bool = False) -> ResNet:
+              zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """ResNet-101: bottleneck blocks, 3-4-23-3."""
-    return _imagenet(Bottleneck, (3, 4, 23, 3), num_classes, in_chans, small_input, zero_init_residual)
+    return _imagenet(Bottleneck, (3, 4, 23, 3), num_classes, in_chans, small_input, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def resnet152(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-              zero_init_residual: bool = False) -> ResNet:
+              zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """ResNet-152: bottleneck blocks, 3-8-36-3."""
-    return _imagenet(Bottleneck, (3, 8, 36, 3), num_classes, in_chans, small_input, zero_init_residual)
+    return _imagenet(Bottleneck, (3, 8, 36, 3), num_classes, in_chans, small_input, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_CIFAR)
 def resnet20_cifar(num_classes: int = 1000, in_chans: int = 3,
-                   zero_init_residual: bool = False) -> ResNet:
+                   zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """CIFAR ResNet-20 (n = 3): 0.27M parameters with 10 classes."""
-    return _cifar(20, num_classes, in_chans, zero_init_residual)
+    return _cifar(20, num_classes, in_chans, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_CIFAR)
 def resnet32_cifar(num_classes: int = 1000, in_chans: int = 3,
-                   zero_init_residual: bool = False) -> ResNet:
+                   zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """CIFAR ResNet-32 (n = 5): 0.46M parameters with 10 classes."""
-    return _cifar(32, num_classes, in_chans, zero_init_residual)
+    return _cifar(32, num_classes, in_chans, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_CIFAR)
 def resnet44_cifar(num_classes: int = 1000, in_chans: int = 3,
-                   zero_init_residual: bool = False) -> ResNet:
+                   zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """CIFAR ResNet-44 (n = 7): 0.66M parameters with 10 classes."""
-    return _cifar(44, num_classes, in_chans, zero_init_residual)
+    return _cifar(44, num_classes, in_chans, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_CIFAR)
 def resnet56_cifar(num_classes: int = 1000, in_chans: int = 3,
-                   zero_init_residual: bool = False) -> ResNet:
+                   zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """CIFAR ResNet-56 (n = 9): 0.85M parameters with 10 classes."""
-    return _cifar(56, num_classes, in_chans, zero_init_residual)
+    return _cifar(56, num_classes, in_chans, zero_init_residual, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_CIFAR)
 def resnet110_cifar(num_classes: int = 1000, in_chans: int = 3,
-                    zero_init_residual: bool = False) -> ResNet:
+                    zero_init_residual: bool = False, width_mult: float = 1.0) -> ResNet:
     """CIFAR ResNet-110 (n = 18): 1.7M parameters with 10 classes."""
-    return _cifar(110, num_classes, in_chans, zero_init_residual)
+    return _cifar(110, num_classes, in_chans, zero_init_residual, width_mult)

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zoo.layers import scale_width
 from zoo.registry import register_model
 
 STAGE_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)
@@ -65,12 +66,15 @@ class VGG(nn.Module):
         dropout: drop probability after fc6 and fc7.
         small_input: no fifth max-pool and a globally pooled classifier input, for 28x28/32x32
             images (see the module docstring).
+        width_mult: multiplies every width (convolutions and fc6/fc7), rounded to a multiple
+            of 8; 1.0 is the published network, smaller values the CPU-sized variants.
     Input: (B, in_chans, H, W) with H, W >= 32 (>= 16 with ``small_input``).
     Output: (B, num_classes) logits.
     """
 
     def __init__(self, depth: int = 16, num_classes: int = 1000, in_chans: int = 3,
-                 batch_norm: bool = False, dropout: float = 0.5, small_input: bool = False):
+                 batch_norm: bool = False, dropout: float = 0.5, small_input: bool = False,
+                 width_mult: float = 1.0):
         super().__init__()
         if depth not in STAGE_DEPTHS:
             raise ValueError(f"VGG depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
@@ -82,6 +86,7 @@ class VGG(nn.Module):
         stages = []
         width = in_chans
         for n_convs, out in zip(STAGE_DEPTHS[depth], STAGE_WIDTHS):
+            out = scale_width(out, width_mult)
             units = []
             for _ in range(n_convs):
                 units.append(ConvUnit(width, out, batch_norm))
@@ -91,9 +96,10 @@ class VGG(nn.Module):
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         pooled = 1 if small_input else 7
         self.avgpool = nn.AdaptiveAvgPool2d(pooled)
-        self.fc6 = nn.Linear(512 * pooled * pooled, 4096)
-        self.fc7 = nn.Linear(4096, 4096)
-        self.fc8 = nn.Linear(4096, num_classes)
+        fc = scale_width(4096, width_mult)
+        self.fc6 = nn.Linear(width * pooled * pooled, fc)
+        self.fc7 = nn.Linear(fc, fc)
+        self.fc8 = nn.Linear(fc, num_classes)
         self.dropout = nn.Dropout(dropout)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -164,55 +170,55 @@ _PAPER_BN = _PAPER + "; batch norm: Ioffe & Szegedy 2015"
 
 @register_model(task="classification", paper=_PAPER)
 def vgg11(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+          small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-11 (configuration A): 8 convolutions, 3 fully connected layers."""
-    return VGG(11, num_classes, in_chans, False, dropout, small_input)
+    return VGG(11, num_classes, in_chans, False, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def vgg13(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+          small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-13 (configuration B): 10 convolutions, 3 fully connected layers."""
-    return VGG(13, num_classes, in_chans, False, dropout, small_input)
+    return VGG(13, num_classes, in_chans, False, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def vgg16(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+          small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-16 (configuration D): 13 convolutions, 3 fully connected layers."""
-    return VGG(16, num_classes, in_chans, False, dropout, small_input)
+    return VGG(16, num_classes, in_chans, False, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER)
 def vgg19(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+          small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-19 (configuration E): 16 convolutions, 3 fully connected layers."""
-    return VGG(19, num_classes, in_chans, False, dropout, small_input)
+    return VGG(19, num_classes, in_chans, False, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_BN)
 def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+             small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-11 with batch normalisation after every convolution."""
-    return VGG(11, num_classes, in_chans, True, dropout, small_input)
+    return VGG(11, num_classes, in_chans, True, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_BN)
 def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+             small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-13 with batch normalisation after every convolution."""
-    return VGG(13, num_classes, in_chans, True, dropout, small_input)
+    return VGG(13, num_classes, in_chans, True, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_BN)
 def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+             small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-16 with batch normalisation after every convolution."""
-    return VGG(16, num_classes, in_chans, True, dropout, small_input)
+    return VGG(16, num_classes, in_chans, True, dropout, small_input, width_mult)
 
 
 @register_model(task="classification", paper=_PAPER_BN)
 def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+             small_input: bool = False, width_mult: float = 1.0) -> VGG:
     """VGG-19 with batch normalisation after every convolution."""
-    return VGG(19, num_classes, in_chans, True, dropout, small_input)
+    return VGG(19, num_classes, in_chans, True, dropout, small_input, width_mult)

@@ -1,0 +1,181 @@
+"""zoo-bench (suites, resume), FLOPs counting, width multipliers, the torchvision pairing and
+the side-by-side throughput benchmark (its mechanics on a tiny input; the figures come from
+running it, never from a test)."""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo import bench, bench_throughput
+from zoo.flops import count_flops, format_flops, reference_input_shape
+from zoo.layers import scale_width
+from zoo.registry import count_parameters
+from zoo.report import load_runs
+from zoo.torchvision_compat import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
+
+
+# ---------------------------------------------------------------- FLOPs
+
+def test_flops_of_a_linear_layer_is_two_per_multiply_add():
+    assert count_flops(nn.Linear(784, 10), (784,)) == 2 * 784 * 10
+
+
+def test_flops_of_a_convolution():
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)  # 8 maps x 32x32 positions x 27 MACs
+    assert count_flops(conv, (3, 32, 32)) == 2 * 8 * 32 * 32 * 27
+
+
+def test_flops_match_published_counts():
+    """torchvision's model table: ResNet-50 4.09 GFLOPS and AlexNet 0.71 (multiply-adds)."""
+    assert count_flops(zoo.create_model("resnet50"), (3, 224, 224)) / 2 == pytest.approx(4.09e9, rel=0.01)
+    assert count_flops(zoo.create_model("alexnet"), (3, 224, 224)) / 2 == pytest.approx(0.71e9, rel=0.02)
+
+
+def test_flops_restore_training_mode_and_format():
+    net = zoo.create_model("googlenet", small_input=True, width_mult=0.125, num_classes=10).train()
+    assert count_flops(net, (3, 32, 32)) > 0 and net.training
+    assert format_flops(1_234_567) == "1.23M" and format_flops(4.1e9) == "4.10G"
+    assert reference_input_shape("resnet18") == (3, 224, 224)
+    assert reference_input_shape("resnet20_cifar") == (3, 32, 32)
+
+
+def test_zoo_models_lists_flops(capsys):
+    from zoo.models_cli import main
+
+    assert main(["resnet*_cifar"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs" in out and "81.23M" in out  # resnet20_cifar at 3x32x32
+
+
+# ---------------------------------------------------------------- width multipliers
+
+WIDTH_FAMILIES = ["alexnet", "vgg11_bn", "resnet18", "resnet20_cifar", "nin", "googlenet",
+                  "mobilenet_v2", "efficientnet_b0"]
+
+
+def test_scale_width():
+    assert scale_width(64, 1.0) == 64 and scale_width(64, 0.25) == 16 and scale_width(16, 0.125) == 8
+    with pytest.raises(ValueError):
+        scale_width(64, 0.0)
+
+
+@pytest.mark.parametrize("name", WIDTH_FAMILIES)
+def test_width_mult_shrinks_the_net_and_keeps_it_working(name):
+    kwargs = {"num_classes": 10, "in_chans": 1}
+    if "small_input" in inspect.signature(zoo.model_card(name).builder).parameters:
+        kwargs["small_input"] = True
+    full = zoo.create_model(name, **kwargs)
+    small = zoo.create_model(name, width_mult=0.25, **kwargs).eval()
+    assert count_parameters(small) < count_parameters(full) / 4
+    with torch.no_grad():
+        assert small(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_width_mult_one_is_the_published_net():
+    assert count_parameters(zoo.create_model("resnet18", width_mult=1.0)) == 11_689_512
+    assert count_parameters(zoo.create_model("googlenet", width_mult=1.0)) == 13_004_888
+
+
+# ---------------------------------------------------------------- torchvision pairing
+
+def test_every_torchvision_pair_is_registered():
+    assert set(TORCHVISION_EQUIVALENTS) <= set(zoo.list_models())
+    with pytest.raises(KeyError, match="torchvision has no implementation"):
+        torchvision_model("resnet20_cifar")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_loading_torchvision_weights_gives_the_same_function(name):
+    torch.manual_seed(0)
+    ref = torchvision_model(name, num_classes=7).eval()
+    ours = load_torchvision_state_dict(name, ref.state_dict(), num_classes=7).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(ref(x), ours(x), atol=1e-5)
+
+
+def test_throughput_benchmark_writes_its_report(tmp_path):
+    torch.set_num_threads(1)
+    rc = bench_throughput.main(["--models", "resnet18", "--image-size", "32", "--batch-size", "2",
+                                "--rounds", "2", "--steps", "1", "--warmup", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "| resnet18 |" in text and "zoo-bench-throughput --models resnet18" in text
+    row = next(iter(__import__("csv").DictReader(open(tmp_path / "throughput.csv"))))
+    assert math.isfinite(float(row["train_ratio"])) and float(row["train_ratio"]) > 0
+    assert (tmp_path / "throughput_ratio.png").stat().st_size > 0
+
+
+def test_throughput_benchmark_rejects_a_model_without_a_pair(tmp_path, capsys):
+    assert bench_throughput.main(["--models", "lenet5", "--out", str(tmp_path)]) == 2
+    assert "no torchvision equivalent" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- zoo-bench
+
+QUICK = ["trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+         "trainer.limit_val_batches=2", "logger=none", "callbacks=none"]
+
+
+@pytest.fixture
+def tiny_suite(tmp_path, monkeypatch):
+    suites = tmp_path / "bench"
+    suites.mkdir()
+    (suites / "tiny.yaml").write_text(
+        "description: two quick runs\nseeds: [0, 1]\nexperiments: [mlp_digits8x8]\n"
+        f"overrides: {json.dumps(QUICK)}\n")
+    monkeypatch.setattr(bench, "BENCH_DIR", suites)
+    return bench.load_suite("tiny")
+
+
+def test_unknown_suite_and_experiment_are_clear_errors(tmp_path, monkeypatch, capsys):
+    assert bench.main(["no_such_suite"]) == 2
+    assert "unknown suite 'no_such_suite'" in capsys.readouterr().err
+    monkeypatch.setattr(bench, "BENCH_DIR", tmp_path)
+    (tmp_path / "bad.yaml").write_text("experiments: [no_such_experiment]\n")
+    with pytest.raises(bench.SuiteError, match="unknown experiment"):
+        bench.load_suite("bad")
+
+
+def test_the_default_suite_names_real_experiments():
+    suite = bench.load_suite("cnn_mnist5k")
+    assert suite["seeds"] == [0, 1, 2] and "mlp_mnist5k" in suite["experiments"]
+
+
+def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
+    reports, logs = tmp_path / "reports", tmp_path / "logs"
+    assert bench.run_suite(tiny_suite, reports, logs) == 0
+    runs = load_runs(reports)
+    assert sorted(r["seed"] for r in runs) == [0, 1]
+    book = json.loads((reports / "bench" / "tiny.json").read_text())
+    assert book["complete"] and book["total_wall_s"] > 0 and len(book["runs"]) == 2
+    first = (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").read_text()
+
+    # a second invocation finds both runs done and runs nothing
+    capsys.readouterr()
+    assert bench.run_suite(tiny_suite, reports, logs) == 0
+    assert "2 already recorded, 0 to run" in capsys.readouterr().out
+    assert (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").read_text() == first
+
+    # a damaged run, or a changed configuration, is run again; the other is kept
+    (reports / "runs" / "mlp_digits8x8" / "seed1" / "metrics.json").write_text("{trunc")
+    assert bench.run_suite(tiny_suite, reports, logs, dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert "1 already recorded, 1 to run" in out and "todo  mlp_digits8x8 seed=1" in out
+    changed = dict(tiny_suite, overrides=[*QUICK, "optimizer.lr=0.5"])
+    assert bench.run_suite(changed, reports, logs, seeds=[0], dry_run=True) == 0
+    assert "0 already recorded, 1 to run" in capsys.readouterr().out
+
+
+def test_partial_run_folders_are_not_read(tmp_path):
+    """A run killed while being recorded leaves seed<k>.partial/, which the report ignores."""
+    partial = tmp_path / "runs" / "x" / "seed0.partial"
+    partial.mkdir(parents=True)
+    (partial / "metrics.json").write_text("{}")
+    assert load_runs(tmp_path) == []

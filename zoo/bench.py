@@ -1,0 +1,231 @@
+"""``zoo-bench``: run a named benchmark suite over several seeds, resumably, and regenerate the
+reports.
+
+    zoo-bench --list                     # the suites (conf/bench/*.yaml)
+    zoo-bench cnn_mnist5k                # every experiment of the suite, seeds 0 1 2
+    zoo-bench cnn_mnist5k --seeds 0      # one seed
+    zoo-bench quick --dry-run            # what would run, and what is already done
+
+Each (experiment, seed) runs as its own ``zoo-train experiment=<e> seed=<k> record=true``
+process (one at a time: the runs are timed, and two trainings would share the cores), and
+lands in ``reports/runs/<e>/seed<k>/``. A run whose recorded folder already holds a finished
+run of the same configuration is skipped, so an interrupted suite resumes where it stopped;
+``--force`` re-runs everything. A run counts as the same when its recorded ``config.yaml``
+equals the configuration the suite would compose now (paths and run bookkeeping aside): a
+changed experiment is re-run, not silently kept.
+
+The suite's own record (``reports/bench/<suite>.json``) keeps, per run, the wall time of the
+whole process (start-up, training, evaluation, writing) and when it ran; its total is the
+suite's cost on this machine. It is rewritten atomically after every run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from omegaconf import OmegaConf, open_dict
+
+from zoo import conf as zoo_conf
+
+BENCH_DIR = zoo_conf.CONF_DIR / "bench"
+# keys of a composed config that do not change what a run computes
+_BOOKKEEPING = ("paths", "record", "command", "logger", "callbacks", "ckpt_path")
+
+
+class SuiteError(ValueError):
+    """An unknown suite or a malformed suite file."""
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in BENCH_DIR.glob("*.yaml"))
+
+
+def load_suite(name: str) -> dict:
+    path = BENCH_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise SuiteError(f"unknown suite {name!r}; available: {', '.join(list_suites()) or 'none'} "
+                         f"(files in {BENCH_DIR})")
+    suite = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(suite, dict) or not suite.get("experiments"):
+        raise SuiteError(f"{path} must define a non-empty 'experiments' list")
+    experiments = zoo_conf.CONF_DIR / "experiment"
+    missing = [e for e in suite["experiments"] if not (experiments / f"{e}.yaml").exists()]
+    if missing:
+        raise SuiteError(f"suite {name!r} names unknown experiment(s) {missing}; "
+                         f"see conf/experiment/")
+    suite.setdefault("seeds", [0, 1, 2])
+    suite.setdefault("overrides", [])
+    suite["name"] = name
+    return suite
+
+
+def compose(experiment: str, seed: int, overrides: list[str]) -> dict:
+    """The configuration ``zoo-train experiment=<experiment> seed=<seed> <overrides>`` would run,
+    resolved, without the bookkeeping keys."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(zoo_conf.CONF_DIR)):
+        cfg = hydra_compose("train", overrides=[f"experiment={experiment}", f"seed={seed}", *overrides],
+                            return_hydra_config=True)
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} interpolations resolve
+        with open_dict(cfg):
+            del cfg["hydra"]
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    return _strip(plain)
+
+
+def _strip(cfg: dict) -> dict:
+    out = {k: v for k, v in cfg.items() if k not in _BOOKKEEPING}
+    trainer = dict(out.get("trainer") or {})
+    for k in ("default_root_dir", "enable_progress_bar", "enable_model_summary"):
+        trainer.pop(k, None)
+    out["trainer"] = trainer
+    return out
+
+
+def recorded_config(reports_dir: Path, experiment: str, seed: int) -> dict | None:
+    """The configuration of a finished recorded run, or None when there is none."""
+    run = reports_dir / "runs" / experiment / f"seed{seed}"
+    if not (run / "metrics.json").exists() or not (run / "config.yaml").exists():
+        return None
+    try:
+        json.loads((run / "metrics.json").read_text())
+        return _strip(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=False))
+    except Exception:  # damaged files: the run is redone
+        return None
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _fmt_s(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | None = None,
+              force: bool = False, dry_run: bool = False, out=None) -> int:
+    out = out or sys.stdout
+    seeds = list(seeds if seeds is not None else suite["seeds"])
+    jobs = [(e, s) for s in seeds for e in suite["experiments"]]
+    record_path = reports_dir / "bench" / f"{suite['name']}.json"
+    book = json.loads(record_path.read_text()) if record_path.exists() else {}
+    book.setdefault("suite", suite["name"])
+    book.setdefault("runs", {})
+
+    todo = []
+    for e, s in jobs:
+        wanted = compose(e, s, suite["overrides"])
+        done = not force and recorded_config(reports_dir, e, s) == wanted
+        todo.append((e, s, done))
+    n_done = sum(d for *_, d in todo)
+    print(f"suite {suite['name']}: {len(jobs)} runs ({len(suite['experiments'])} experiments x "
+          f"seeds {seeds}); {n_done} already recorded, {len(jobs) - n_done} to run", file=out)
+    if dry_run:
+        for e, s, d in todo:
+            print(f"  {'done' if d else 'todo'}  {e} seed={s}", file=out)
+        return 0
+
+    failures = []
+    t_suite = time.perf_counter()
+    ran = 0
+    remaining = [(e, s) for e, s, d in todo if not d]
+    for i, (e, s) in enumerate(remaining, 1):
+        cmd = [sys.executable, "-m", "zoo.train", f"experiment={e}", f"seed={s}", "record=true",
+               f"paths.reports_dir={reports_dir}", "trainer.enable_progress_bar=false",
+               f"hydra.run.dir={log_dir / e / f'seed{s}'}", *suite["overrides"]]
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{e}-seed{s}.log"
+        print(f"[{i}/{len(remaining)}] {e} seed={s} ... ", end="", flush=True, file=out)
+        t0 = time.perf_counter()
+        with open(log_path, "w") as log:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        wall = time.perf_counter() - t0
+        ran += 1
+        if rc != 0:
+            failures.append((e, s, log_path))
+            print(f"FAILED (exit {rc}) after {_fmt_s(wall)}; log: {log_path}", file=out, flush=True)
+            continue
+        metrics = json.loads((reports_dir / "runs" / e / f"seed{s}" / "metrics.json").read_text())
+        acc = metrics.get("test", {}).get("test/acc")
+        book["runs"][f"{e}/seed{s}"] = {"experiment": e, "seed": s, "wall_s": round(wall, 1),
+                                        "train_time_s": metrics.get("train_time_s"),
+                                        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                        "commit": (metrics.get("git") or {}).get("commit")}
+        _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+        elapsed = time.perf_counter() - t_suite
+        eta = elapsed / ran * (len(remaining) - i)
+        acc_s = f"test acc {100 * acc:.2f}%, " if acc is not None else ""
+        print(f"{acc_s}{_fmt_s(wall)} (elapsed {_fmt_s(elapsed)}, ETA {_fmt_s(eta)})", file=out, flush=True)
+
+    _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+    from zoo.report import write_report
+
+    write_report(reports_dir)
+    total = book.get("total_wall_s")
+    print(f"suite {suite['name']}: ran {ran}, skipped {n_done}, failed {len(failures)}; "
+          f"recorded wall time of the suite's runs: {_fmt_s(total or 0)}; report: {reports_dir / 'README.md'}",
+          file=out)
+    for e, s, log_path in failures:
+        print(f"  failed: {e} seed={s} (log: {log_path})", file=out)
+    return 1 if failures else 0
+
+
+def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
+    """Totals over the runs of the suite's current experiments and seeds that have a wall time."""
+    wanted = {f"{e}/seed{s}" for e in suite["experiments"] for s in suite["seeds"]}
+    runs = {k: v for k, v in book["runs"].items() if k in wanted}
+    book["experiments"] = suite["experiments"]
+    book["seeds"] = suite["seeds"]
+    book["complete"] = len(runs) == len(wanted)
+    book["total_wall_s"] = round(sum(r["wall_s"] for r in runs.values()), 1)
+    book["total_train_s"] = round(sum(r.get("train_time_s") or 0 for r in runs.values()), 1)
+    from zoo.runinfo import hardware, hardware_summary
+
+    book["hardware"] = hardware_summary(hardware())
+    return book
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zoo-bench", description=__doc__.splitlines()[0])
+    p.add_argument("suite", nargs="?", default="cnn_mnist5k", help="suite name (conf/bench/<suite>.yaml)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--force", action="store_true", help="re-run recorded runs too")
+    p.add_argument("--dry-run", action="store_true", help="list what would run and stop")
+    p.add_argument("--list", action="store_true", help="list the suites and stop")
+    p.add_argument("--reports", default="reports", help="reports folder (default: reports)")
+    p.add_argument("--logs", default="outputs/bench", help="folder for the runs' logs and run folders")
+    args = p.parse_args(argv)
+    if args.list:
+        for name in list_suites():
+            s = load_suite(name)
+            print(f"{name}: {s.get('description', '')} ({len(s['experiments'])} experiments, seeds {s['seeds']})")
+        return 0
+    try:
+        suite = load_suite(args.suite)
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    except (SuiteError, ValueError) as err:
+        print(f"zoo-bench: {err}", file=sys.stderr)
+        return 2
+    return run_suite(suite, Path(args.reports), Path(args.logs) / suite["name"], seeds,
+                     args.force, args.dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""``zoo-bench-throughput``: our models against torchvision's implementations of the same
+architectures, trained side by side on the same input and batch in one process.
+
+    zoo-bench-throughput                          # every pair, 3x64x64, batch 8, to reports/throughput/
+    zoo-bench-throughput --models resnet18,vgg16 --image-size 224 --batch-size 16
+    zoo-bench-throughput --channels-last
+
+Method. For every pair, our net is loaded with the torchvision net's weights (so both compute
+the same function) and both take SGD training steps (forward, cross-entropy -- plus 0.3 x the
+auxiliary losses for GoogLeNet -- backward, update) on one fixed random batch. After warm-up
+steps, ``rounds`` rounds each time ``steps`` consecutive steps of each net, alternating which
+net goes first (ABBA...), so that slow drifts of the machine (frequency, other processes) hit
+both alike. The figure per net is the median over rounds of the time per step; the ratio is
+ours / torchvision's throughput (= torchvision's time / ours), > 1 when ours is faster. The
+same is done for inference (eval mode, no gradients). Threads: torch's default (all cores).
+
+Writes ``<out>/README.md`` (table, method, machine, command), ``<out>/throughput.csv`` and
+``<out>/throughput_ratio.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.registry import count_parameters
+from zoo.torchvision_compat import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
+
+# published-figure order: the pairs the issue names first
+DEFAULT_MODELS = list(TORCHVISION_EQUIVALENTS)
+
+
+def _loss(out, target: torch.Tensor) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return F.cross_entropy(out, target)
+    logits, *aux = out  # GoogLeNet in training: (logits, aux, aux) in either library's order
+    return F.cross_entropy(logits, target) + 0.3 * sum(F.cross_entropy(a, target) for a in aux)
+
+
+class _Runner:
+    """One net, its optimiser and the shared batch: ``train_steps(n)`` / ``infer_steps(n)``."""
+
+    def __init__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        self.net, self.x, self.y = net, x, y
+        self.opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+
+    def train_steps(self, n: int) -> float:
+        self.net.train()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.opt.zero_grad(set_to_none=True)
+            _loss(self.net(self.x), self.y).backward()
+            self.opt.step()
+        return (time.perf_counter() - t0) / n
+
+    @torch.no_grad()
+    def infer_steps(self, n: int) -> float:
+        self.net.eval()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.net(self.x)
+        return (time.perf_counter() - t0) / n
+
+
+def _side_by_side(a: _Runner, b: _Runner, mode: str, warmup: int, rounds: int, steps: int) -> tuple[float, float]:
+    fn = "train_steps" if mode == "train" else "infer_steps"
+    getattr(a, fn)(warmup)
+    getattr(b, fn)(warmup)
+    ta, tb = [], []
+    for r in range(rounds):
+        order = (a, b) if r % 2 == 0 else (b, a)
+        for runner in order:
+            (ta if runner is a else tb).append(getattr(runner, fn)(steps))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def measure_pair(name: str, image_size: int, batch_size: int, num_classes: int, rounds: int,
+                 steps: int, warmup: int, channels_last: bool, seed: int = 0) -> dict:
+    torch.manual_seed(seed)
+    reference = torchvision_model(name, num_classes=num_classes)
+    ours = load_torchvision_state_dict(name, reference.state_dict(), num_classes=num_classes)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, 3, image_size, image_size, generator=gen)
+    y = torch.randint(0, num_classes, (batch_size,), generator=gen)
+    if channels_last:
+        reference = reference.to(memory_format=torch.channels_last)
+        ours = ours.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    row = {"model": name, "params": count_parameters(ours), "image_size": image_size,
+           "batch_size": batch_size}
+    for mode in ("train", "infer"):
+        t_ours, t_tv = _side_by_side(_Runner(ours, x, y), _Runner(reference, x, y), mode, warmup, rounds, steps)
+        row[f"{mode}_ours_ex_s"] = batch_size / t_ours
+        row[f"{mode}_tv_ex_s"] = batch_size / t_tv
+        row[f"{mode}_ratio"] = t_tv / t_ours
+    return row
+
+
+def _render(rows: list[dict], args: argparse.Namespace, command: str, elapsed: float) -> str:
+    from zoo.runinfo import git_info, hardware, hardware_summary, library_versions
+
+    hw = hardware()
+    lines = [
+        "# Throughput: the zoo's models against torchvision's",
+        "",
+        "Generated by `zoo-bench-throughput`; do not edit by hand. Reproduce with:",
+        "",
+        f"    {command}",
+        "",
+        f"Input 3x{args.image_size}x{args.image_size}, batch {args.batch_size}, {args.num_classes} classes, "
+        f"{'channels_last' if args.channels_last else 'contiguous (NCHW)'} memory format; "
+        f"{args.rounds} alternating rounds of {args.steps} steps after {args.warmup} warm-up steps per net; "
+        "median time per step. Our net holds the torchvision net's weights (same function). "
+        "A training step is forward, cross-entropy, backward and an SGD update. "
+        "Ratio = our throughput / torchvision's (>= 1: ours is at least as fast).",
+        "",
+        f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {hw['torch_threads']} torch threads); "
+        + ", ".join(f"{k} {v}" for k, v in library_versions().items())
+        + f"; commit `{(git_info().get('commit') or 'unknown')[:10]}`; benchmark wall time {elapsed:.0f} s.",
+        "",
+        "| model | params | train ours (ex/s) | train torchvision (ex/s) | train ratio | infer ours (ex/s) | infer torchvision (ex/s) | infer ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['train_ours_ex_s']:.1f} | {r['train_tv_ex_s']:.1f} "
+                     f"| {r['train_ratio']:.3f} | {r['infer_ours_ex_s']:.1f} | {r['infer_tv_ex_s']:.1f} "
+                     f"| {r['infer_ratio']:.3f} |")
+    worst = min(rows, key=lambda r: r["train_ratio"])
+    lines += ["", f"Lowest training ratio: {worst['train_ratio']:.3f} ({worst['model']}); "
+              f"geometric mean {statistics.geometric_mean([r['train_ratio'] for r in rows]):.3f} over "
+              f"{len(rows)} pairs.", "", "![ratios](throughput_ratio.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    from zoo import plots  # noqa: F401  (selects the non-interactive backend)
+    import matplotlib.pyplot as plt
+
+    names = [r["model"] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 2), 3.6))
+    idx = range(len(rows))
+    ax.bar([i - 0.2 for i in idx], [r["train_ratio"] for r in rows], 0.4, label="train")
+    ax.bar([i + 0.2 for i in idx], [r["infer_ratio"] for r in rows], 0.4, label="inference")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(0.95, color="r", lw=0.8, ls="--", label="0.95")
+    ax.set_xticks(list(idx), names, rotation=60, ha="right")
+    ax.set_ylabel("ours / torchvision throughput")
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zoo-bench-throughput", description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help="comma-separated registered names with a torchvision equivalent (default: all)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--out", default="reports/throughput")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TORCHVISION_EQUIVALENTS]
+    if unknown:
+        print(f"zoo-bench-throughput: no torchvision equivalent for {unknown}; choose among "
+              f"{', '.join(DEFAULT_MODELS)}", file=sys.stderr)
+        return 2
+    command = "zoo-bench-throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+    rows, t0 = [], time.perf_counter()
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ... ", end="", flush=True)
+        row = measure_pair(name, args.image_size, args.batch_size, args.num_classes, args.rounds,
+                           args.steps, args.warmup, args.channels_last)
+        rows.append(row)
+        print(f"train {row['train_ours_ex_s']:.1f} vs {row['train_tv_ex_s']:.1f} ex/s "
+              f"(ratio {row['train_ratio']:.3f}); inference ratio {row['infer_ratio']:.3f}", flush=True)
+    elapsed = time.perf_counter() - t0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "throughput.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    _plot(rows, out / "throughput_ratio.png")
+    (out / "README.md").write_text(_render(rows, args, command.strip(), elapsed))
+    print(f"wrote {out / 'README.md'}; lowest training ratio "
+          f"{min(r['train_ratio'] for r in rows):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
