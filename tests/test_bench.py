@@ -179,3 +179,87 @@ def test_partial_run_folders_are_not_read(tmp_path):
     partial.mkdir(parents=True)
     (partial / "metrics.json").write_text("{}")
     assert load_runs(tmp_path) == []
+
+
+def test_killed_suite_resumes_without_rerunning_or_damage(tmp_path):
+    """Kill zoo-bench (and its training process) in the middle of a suite; run it again: the
+    finished run is kept as it was, the rest run, and the results files are whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "three.yaml"
+    suite.write_text("seeds: [0, 1, 2]\nexperiments: [mlp_digits8x8]\n"
+                     f"overrides: {json.dumps(QUICK)}\n")
+    reports, logs = tmp_path / "reports", tmp_path / "logs"
+    cmd = [sys.executable, "-m", "zoo.bench", str(suite), "--reports", str(reports), "--logs", str(logs)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    first = reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json"
+    book_path = reports / "bench" / "three.json"
+    deadline = time.time() + 300
+    while not book_path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # the suite's record appears when the first run has finished
+    assert first.exists() and book_path.exists(), proc.stdout.read().decode()
+    time.sleep(1.0)  # the second run is under way
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = first.read_text()
+    stamp = first.stat().st_mtime_ns
+    assert json.loads(book_path.read_text())["runs"]  # whole JSON
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 already recorded, 2 to run" in done.stdout or "2 already recorded, 1 to run" in done.stdout
+    assert first.read_text() == kept and first.stat().st_mtime_ns == stamp  # not re-run
+    assert sorted(r["seed"] for r in load_runs(reports)) == [0, 1, 2]
+    book = json.loads((reports / "bench" / "three.json").read_text())
+    assert book["complete"] and len(book["runs"]) == 3
+    assert not list((reports / "runs").glob("*/*.partial"))
+
+
+def test_optuna_sweep_runs_from_one_command_and_lands_in_reports(tmp_path):
+    """The documented sweep command, shortened (2 trials of one quick epoch each)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "zoo.train", "-m", "experiment=mlp_digits8x8",
+           "hparams_search=lenet5_lr_wd", "hydra.sweeper.n_trials=2", *QUICK,
+           f"paths.multirun_root={tmp_path / 'multirun'}", f"paths.reports_dir={tmp_path / 'reports'}",
+           f"paths.output_root={tmp_path / 'outputs'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = tmp_path / "reports" / "sweeps" / "lenet5_lr_wd"
+    text = (report / "README.md").read_text()
+    assert "2 trials" in text and "Best trial" in text and "RandomSampler" in text
+    best = json.loads((report / "best.json").read_text())
+    assert best["objective"] == "val/loss" and best["n_trials"] == 2
+    lrs = [float(r["optimizer.lr"]) for r in __import__("csv").DictReader(open(report / "trials.csv"))]
+    assert len(set(lrs)) == 2 and all(0.003 <= lr <= 0.3 for lr in lrs)
+    assert (report / "sweep.png").stat().st_size > 0
+
+
+def test_harness_overhead_benchmark_mechanics(tmp_path):
+    from zoo import bench_overhead
+
+    rc = bench_overhead.main(["experiment=mlp_digits8x8", "trainer=cpu", "--epochs", "2", "--repeats", "1",
+                              "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "overhead.json").read_text())
+    assert len(res["plain_epoch_s"][0]) == 2 and len(res["zoo_epoch_s"][0]) == 2
+    assert res["ratio"] > 0 and math.isfinite(res["ratio"])
+    assert "plain PyTorch loop" in (tmp_path / "README.md").read_text()
+
+
+def test_compute_benchmark_mechanics(tmp_path):
+    from zoo import bench_compute
+
+    rc = bench_compute.main(["--models", "lenet5,resnet20_cifar", "--batch-size", "2", "--rounds", "1",
+                             "--warmup", "0", "--peak-sizes", "64,128", "--out", str(tmp_path)])
+    assert rc == 0
+    rows = list(__import__("csv").DictReader(open(tmp_path / "compute.csv")))
+    assert [r["model"] for r in rows] == ["lenet5", "resnet20_cifar"]
+    assert all(0 < float(r["train_fraction_of_peak"]) for r in rows)
+    assert "Measured peak" in (tmp_path / "README.md").read_text()
+    assert bench_compute.main(["--models", "nosuchnet*", "--out", str(tmp_path)]) == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+import zoo
+
 from conftest import ROOT, compose_train
 from fakedata import write_cifar, write_mnist
 from zoo.train import train
@@ -50,3 +52,20 @@ def test_every_group_option_composes(tmp_path, group):
             overrides += ["data.positive_class=0", "data.num_classes=2"]
         cfg = compose_train(overrides, tmp_path)
         assert cfg is not None
+
+
+CNN_FAMILIES = {"alexnet", "vgg", "resnet", "nin", "googlenet", "mobilenet", "efficientnet", "densenet"}
+CNNS = [n for n in zoo.list_models() if zoo.model_card(n).family in CNN_FAMILIES]
+
+
+@pytest.mark.parametrize("name", CNNS)
+def test_every_cnn_trains_through_zoo_train(tmp_path, name):
+    """Every classic-CNN variant trains through the shared entry point: the CNN benchmark
+    experiment with the model swapped (one batch of 4 digits, fast_dev_run)."""
+    cfg = compose_train(["experiment=resnet20_mnist5k", f"model={name}", "trainer=cpu",
+                         "trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
+                         "trainer.enable_model_summary=false", "logger=none", "data.batch_size=4"],
+                        tmp_path)
+    rec = train(cfg)
+    assert rec["model"] == name and rec["flops"] > 0
+    assert all(v == v for v in rec["test"].values())

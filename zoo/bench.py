@@ -11,8 +11,9 @@ process (one at a time: the runs are timed, and two trainings would share the co
 lands in ``reports/runs/<e>/seed<k>/``. A run whose recorded folder already holds a finished
 run of the same configuration is skipped, so an interrupted suite resumes where it stopped;
 ``--force`` re-runs everything. A run counts as the same when its recorded ``config.yaml``
-equals the configuration the suite would compose now (paths and run bookkeeping aside): a
-changed experiment is re-run, not silently kept.
+equals the configuration the suite would compose now in every part that decides what is
+computed (model, data, task, optimizer, schedule, trainer, seed): a changed experiment is
+re-run, not silently kept; paths, loggers and progress bars do not matter.
 
 The suite's own record (``reports/bench/<suite>.json``) keeps, per run, the wall time of the
 whole process (start-up, training, evaluation, writing) and when it ran; its total is the
@@ -34,8 +35,10 @@ from omegaconf import OmegaConf, open_dict
 from zoo import conf as zoo_conf
 
 BENCH_DIR = zoo_conf.CONF_DIR / "bench"
-# keys of a composed config that do not change what a run computes
-_BOOKKEEPING = ("paths", "record", "command", "logger", "callbacks", "ckpt_path")
+# the parts of a composed config that decide what a run computes; the rest (paths, loggers,
+# progress bars, keys added later with neutral defaults) does not make a recorded run stale
+_COMPUTE_KEYS = ("experiment_name", "seed", "model", "data", "task", "optimizer", "scheduler",
+                 "scheduler_interval", "trainer")
 
 
 class SuiteError(ValueError):
@@ -47,7 +50,9 @@ def list_suites() -> list[str]:
 
 
 def load_suite(name: str) -> dict:
-    path = BENCH_DIR / f"{name}.yaml"
+    """A suite by name (``conf/bench/<name>.yaml``) or by the path of a suite file."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else BENCH_DIR / f"{name}.yaml"
+    name = path.stem
     if not path.exists():
         raise SuiteError(f"unknown suite {name!r}; available: {', '.join(list_suites()) or 'none'} "
                          f"(files in {BENCH_DIR})")
@@ -86,7 +91,7 @@ def compose(experiment: str, seed: int, overrides: list[str]) -> dict:
 
 
 def _strip(cfg: dict) -> dict:
-    out = {k: v for k, v in cfg.items() if k not in _BOOKKEEPING}
+    out = {k: cfg.get(k) for k in _COMPUTE_KEYS}
     trainer = dict(out.get("trainer") or {})
     for k in ("default_root_dir", "enable_progress_bar", "enable_model_summary"):
         trainer.pop(k, None)
@@ -204,7 +209,8 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo-bench", description=__doc__.splitlines()[0])
-    p.add_argument("suite", nargs="?", default="cnn_mnist5k", help="suite name (conf/bench/<suite>.yaml)")
+    p.add_argument("suite", nargs="?", default="cnn_mnist5k",
+                   help="suite name (conf/bench/<suite>.yaml) or the path of a suite file")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
     p.add_argument("--force", action="store_true", help="re-run recorded runs too")
     p.add_argument("--dry-run", action="store_true", help="list what would run and stop")

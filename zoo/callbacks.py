@@ -36,8 +36,10 @@ class RunStats(L.Callback):
         self._last = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
+        epoch_time = None
         if self._t0 is not None and self._last is not None:
-            self.train_time_s += self._last - self._t0
+            epoch_time = self._last - self._t0
+            self.train_time_s += epoch_time
         self._t0 = None
         self.train_samples += self._epoch_samples * max(1, trainer.world_size)
         row: dict = {"epoch": trainer.current_epoch}
@@ -47,6 +49,8 @@ class RunStats(L.Callback):
             row[k.removesuffix("_epoch")] = float(v)
         if trainer.optimizers:
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        if epoch_time is not None:
+            row["epoch_train_s"] = round(epoch_time, 4)
         self.history.append(row)
 
     @property

@@ -265,7 +265,14 @@ def _print_summary(record: dict, out_dir: Path) -> None:
 @hydra.main(version_base="1.3", config_path=str(zoo_conf.CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     record = train(cfg)
-    return record.get("test", {}).get("test/acc") if record else None
+    if not record or not record.get("val"):  # other DDP ranks; fast_dev_run (no validation pass)
+        return None
+    key = cfg.get("objective") or "val/loss"
+    value = record.get("val", {}).get(key)
+    if value is None:
+        raise KeyError(f"objective {key!r} is not a validation metric of this run; "
+                       f"available: {sorted(record.get('val', {}))}")
+    return value
 
 
 def main() -> None:
