@@ -67,6 +67,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
     """
 
     name: str = "dataset"
+    raw_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the stored images, before preprocess
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
     native_chans: int = 1

@@ -136,6 +136,7 @@ class MNISTDataModule(_MNISTLike):
     """
 
     name = "mnist"
+    raw_shape = (1, 28, 28)
     mean = (0.1307,)
     std = (0.3081,)
     subdir = os.path.join("MNIST", "raw")
@@ -151,6 +152,7 @@ class FashionMNISTDataModule(_MNISTLike):
     """
 
     name = "fashion_mnist"
+    raw_shape = (1, 28, 28)
     mean = (0.2860,)
     std = (0.3530,)
     classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -185,6 +187,7 @@ class CIFAR10DataModule(_TorchvisionDataModule):
     """
 
     name = "cifar10"
+    raw_shape = (3, 32, 32)
     native_chans = 3
     native_size = 32
     mean = (0.4914, 0.4822, 0.4465)

@@ -163,6 +163,11 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     assert "2 already recorded, 0 to run" in capsys.readouterr().out
     assert (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").read_text() == first
 
+    # running a recorded run again reproduces every metric exactly
+    assert bench.verify_suite(tiny_suite, reports, logs, seeds=[0]) == 0
+    check = json.loads((reports / "bench" / "verify" / "tiny.json").read_text())
+    assert check["checked"] == 1 and check["identical"] == 1
+
     # a damaged run, or a changed configuration, is run again; the other is kept
     (reports / "runs" / "mlp_digits8x8" / "seed1" / "metrics.json").write_text("{trunc")
     assert bench.run_suite(tiny_suite, reports, logs, dry_run=True) == 0
@@ -263,3 +268,18 @@ def test_compute_benchmark_mechanics(tmp_path):
     assert all(0 < float(r["train_fraction_of_peak"]) for r in rows)
     assert "Measured peak" in (tmp_path / "README.md").read_text()
     assert bench_compute.main(["--models", "nosuchnet*", "--out", str(tmp_path)]) == 2
+
+
+def test_default_suite_covers_every_embedded_experiment(tmp_path):
+    """`zoo-bench` (suite `embedded`) regenerates every table: it holds every experiment whose
+    data ships inside a package."""
+    from conftest import ROOT, compose_train
+
+    suite = bench.load_suite("embedded")
+    embedded = []
+    for path in sorted((ROOT / "conf" / "experiment").glob("*.yaml")):
+        cfg = compose_train([f"experiment={path.stem}"], tmp_path)
+        if cfg.data._target_ in ("datamodules.MNIST5kDataModule", "datamodules.Digits8x8DataModule"):
+            embedded.append(path.stem)
+    assert sorted(suite["experiments"]) == embedded
+    assert set(bench.load_suite("cnn_mnist5k")["experiments"]) <= set(suite["experiments"])

@@ -5,6 +5,7 @@ reports.
     zoo-bench cnn_mnist5k                # every experiment of the suite, seeds 0 1 2
     zoo-bench cnn_mnist5k --seeds 0      # one seed
     zoo-bench quick --dry-run            # what would run, and what is already done
+    zoo-bench cnn_mnist5k --verify       # run the recorded runs again: are the metrics identical?
 
 Each (experiment, seed) runs as its own ``zoo-train experiment=<e> seed=<k> record=true``
 process (one at a time: the runs are timed, and two trainings would share the cores), and
@@ -90,8 +91,15 @@ def compose(experiment: str, seed: int, overrides: list[str]) -> dict:
     return _strip(plain)
 
 
+def _drop_nones(node):
+    """Options left at None are off: a recorded run predating such an option is still the same."""
+    if isinstance(node, dict):
+        return {k: _drop_nones(v) for k, v in node.items() if v is not None}
+    return node
+
+
 def _strip(cfg: dict) -> dict:
-    out = {k: cfg.get(k) for k in _COMPUTE_KEYS}
+    out = _drop_nones({k: cfg.get(k) for k in _COMPUTE_KEYS})
     trainer = dict(out.get("trainer") or {})
     for k in ("default_root_dir", "enable_progress_bar", "enable_model_summary"):
         trainer.pop(k, None)
@@ -140,6 +148,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
         done = not force and recorded_config(reports_dir, e, s) == wanted
         todo.append((e, s, done))
     n_done = sum(d for *_, d in todo)
+    _borrow_wall_times(book, [(e, s) for e, s, d in todo if d], reports_dir, suite["name"])
     print(f"suite {suite['name']}: {len(jobs)} runs ({len(suite['experiments'])} experiments x "
           f"seeds {seeds}); {n_done} already recorded, {len(jobs) - n_done} to run", file=out)
     if dry_run:
@@ -192,6 +201,77 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     return 1 if failures else 0
 
 
+def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Path, name: str) -> None:
+    """A run recorded by another suite (same experiment, seed and configuration) is not run
+    again; its wall time comes from that suite's record."""
+    others = []
+    for path in sorted((reports_dir / "bench").glob("*.json")):
+        if path.stem != name:
+            try:
+                others.append(json.loads(path.read_text()).get("runs", {}))
+            except ValueError:
+                continue
+    for e, s in done:
+        key = f"{e}/seed{s}"
+        if key not in book["runs"]:
+            for runs in others:
+                if key in runs:
+                    book["runs"][key] = dict(runs[key])
+                    break
+
+
+def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | None = None,
+                 out=None) -> int:
+    """Run the suite's recorded runs again in a scratch folder and compare every validation and
+    test metric with the recorded one, exactly. Writes ``reports/bench/verify/<suite>.json``."""
+    import shutil
+    import tempfile
+
+    out = out or sys.stdout
+    seeds = list(seeds if seeds is not None else suite["seeds"])
+    results, mismatches = [], 0
+    jobs = [(e, s) for s in seeds for e in suite["experiments"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / "reports"
+        for i, (e, s) in enumerate(jobs, 1):
+            recorded = reports_dir / "runs" / e / f"seed{s}" / "metrics.json"
+            if not recorded.exists():
+                print(f"[{i}/{len(jobs)}] {e} seed={s}: not recorded, skipped", file=out)
+                continue
+            print(f"[{i}/{len(jobs)}] {e} seed={s} ... ", end="", flush=True, file=out)
+            cmd = [sys.executable, "-m", "zoo.train", f"experiment={e}", f"seed={s}", "record=true",
+                   f"paths.reports_dir={scratch}", "trainer.enable_progress_bar=false",
+                   f"hydra.run.dir={Path(tmp) / 'runs' / e / f'seed{s}'}", *suite["overrides"]]
+            log_dir.mkdir(parents=True, exist_ok=True)
+            with open(log_dir / f"verify-{e}-seed{s}.log", "w") as log:
+                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+            if rc != 0:
+                mismatches += 1
+                results.append({"experiment": e, "seed": s, "match": False, "error": f"exit {rc}"})
+                print(f"FAILED (exit {rc})", file=out)
+                continue
+            old = json.loads(recorded.read_text())
+            new = json.loads((scratch / "runs" / e / f"seed{s}" / "metrics.json").read_text())
+            diff = {f"{split}:{k}": [old[split].get(k), new[split].get(k)]
+                    for split in ("val", "test") for k in sorted(set(old[split]) | set(new[split]))
+                    if old[split].get(k) != new[split].get(k)}
+            match = not diff
+            mismatches += not match
+            results.append({"experiment": e, "seed": s, "match": match, "differences": diff,
+                            "metrics": new["test"]})
+            print("identical" if match else f"DIFFERENT: {diff}", file=out, flush=True)
+            shutil.rmtree(scratch / "runs" / e / f"seed{s}", ignore_errors=True)
+    from zoo.runinfo import git_info
+
+    _write_json_atomic(reports_dir / "bench" / "verify" / f"{suite['name']}.json", {
+        "suite": suite["name"], "seeds": seeds, "checked": len(results),
+        "identical": sum(r["match"] for r in results), "commit": git_info().get("commit"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": results})
+    print(f"suite {suite['name']}: {len(results) - mismatches}/{len(results)} runs reproduced every "
+          f"validation and test metric exactly", file=out)
+    return 1 if mismatches else 0
+
+
 def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
     """Totals over the runs of the suite's current experiments and seeds that have a wall time."""
     wanted = {f"{e}/seed{s}" for e in suite["experiments"] for s in suite["seeds"]}
@@ -209,12 +289,14 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo-bench", description=__doc__.splitlines()[0])
-    p.add_argument("suite", nargs="?", default="cnn_mnist5k",
+    p.add_argument("suite", nargs="?", default="embedded",
                    help="suite name (conf/bench/<suite>.yaml) or the path of a suite file")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
     p.add_argument("--force", action="store_true", help="re-run recorded runs too")
     p.add_argument("--dry-run", action="store_true", help="list what would run and stop")
     p.add_argument("--list", action="store_true", help="list the suites and stop")
+    p.add_argument("--verify", action="store_true",
+                   help="re-run the recorded runs in a scratch folder and check every metric is identical")
     p.add_argument("--reports", default="reports", help="reports folder (default: reports)")
     p.add_argument("--logs", default="outputs/bench", help="folder for the runs' logs and run folders")
     args = p.parse_args(argv)
@@ -229,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SuiteError, ValueError) as err:
         print(f"zoo-bench: {err}", file=sys.stderr)
         return 2
+    if args.verify:
+        return verify_suite(suite, Path(args.reports), Path(args.logs) / suite["name"], seeds)
     return run_suite(suite, Path(args.reports), Path(args.logs) / suite["name"], seeds,
                      args.force, args.dry_run)
 

@@ -3,6 +3,7 @@
     zoo-eval ckpt_path=outputs/lenet5_mnist5k/<time>/checkpoints/best.ckpt
     zoo-eval ckpt_path=... split=val trainer=cpu output=metrics.json
     zoo-eval ckpt_path=... data=mnist data.data_dir=/datasets     # another dataset
+    zoo-eval weights=lenet5.mnist5k                               # a published weight, by name
 
 The checkpoint rebuilds its own net (registry name and arguments are stored in it) and, unless
 ``data=`` is given, its own datamodule from the training config stored beside the weights.
@@ -22,17 +23,37 @@ from zoo import conf as zoo_conf
 from zoo.tasks import load_task
 
 
+def task_from_weights(name: str):
+    """A task holding the published weights ``<architecture>.<tag>`` (hash-verified), set up as
+    the run that produced them was (same loss and metrics), with that run's config attached."""
+    from zoo.registry import create_model
+    from zoo.weights import weight_card
+
+    card = weight_card(name)
+    net = create_model(card.architecture, pretrained=card.tag)
+    task_cfg = dict(card.config.get("task", {}))
+    task_cfg.pop("num_classes", None)
+    task = instantiate(task_cfg, _convert_="all", net=net, num_classes=card.num_classes,
+                       class_names=card.class_names or None)
+    task.run_config = card.config
+    return task
+
+
 def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns ``{metric: value}``."""
+    """Evaluate ``cfg.ckpt_path`` (or the published ``cfg.weights``) on ``cfg.split``; returns
+    ``{metric: value}``."""
     if cfg.split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {cfg.split!r}")
-    task = load_task(cfg.ckpt_path)
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("weights")):
+        raise ValueError("give exactly one of ckpt_path=<file> or weights=<architecture>.<tag> "
+                         "(`zoo-weights` lists the published weights)")
+    task = task_from_weights(cfg.weights) if cfg.get("weights") else load_task(cfg.ckpt_path)
     if cfg.get("data"):
         data_cfg = cfg.data
     else:
         stored = (task.run_config or {}).get("data")
         if not stored:
-            raise ValueError(f"{cfg.ckpt_path} stores no data config: pass data=<name>")
+            raise ValueError(f"{cfg.ckpt_path or cfg.weights} stores no data config: pass data=<name>")
         data_cfg = OmegaConf.create(stored)
     if cfg.get("batch_size"):
         data_cfg = OmegaConf.merge(data_cfg, {"batch_size": cfg.batch_size, "eval_batch_size": cfg.batch_size})

@@ -69,3 +69,38 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def comparison(rows: Sequence[dict], path: str | Path, metric: str = "test/acc") -> Path | None:
+    """Two panels over the experiments of the report: the metric's mean ± std over seeds (bars),
+    and the metric against forward FLOPs per example (log scale), one point per experiment."""
+    rows = [r for r in rows if r["test"].get(metric)]
+    if not rows:
+        return None
+    import statistics
+
+    means = [100 * statistics.fmean(r["test"][metric]) for r in rows]
+    stds = [100 * statistics.stdev(r["test"][metric]) if len(r["test"][metric]) > 1 else 0.0 for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: means[i])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, max(3.5, 0.32 * len(rows) + 1.2)),
+                                   gridspec_kw={"width_ratios": [1.2, 1]})
+    names = [f"{rows[i]['experiment']} ({len(rows[i]['seeds'])})" for i in order]
+    ax1.barh(names, [means[i] for i in order], xerr=[stds[i] for i in order], color="tab:blue", alpha=0.8)
+    lo = min(means[i] - stds[i] for i in order)
+    ax1.set_xlim(max(0.0, lo - 2.0), 100.0)
+    ax1.set_xlabel(f"{metric} (%), mean ± std over seeds (seed count in brackets)")
+    ax1.grid(axis="x", alpha=0.3)
+    pts = [(r["flops"], m, r["experiment"]) for r, m in zip(rows, means) if r.get("flops")]
+    for flops, m, name in pts:
+        ax2.scatter(flops, m, s=30)
+        ax2.annotate(name.removesuffix("_mnist5k"), (flops, m), fontsize=7, xytext=(3, 2),
+                     textcoords="offset points")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("forward FLOPs per example")
+    ax2.set_ylabel(f"{metric} (%)")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -93,13 +93,22 @@ def model_card(name: str) -> ModelCard:
     return _REGISTRY[name]
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, pretrained: str | None = None, **kwargs: Any) -> nn.Module:
     """Build the registered variant ``name`` with keyword arguments overriding its defaults.
+
+    ``pretrained="<tag>"`` loads the published weights ``<name>.<tag>`` (hash-verified, see
+    ``zoo.weights``); their arguments (class count, input channels ...) become the defaults, and
+    an argument that changes a tensor's shape (another ``num_classes``) leaves that tensor freshly
+    initialised, which the log reports.
 
     The returned module carries ``zoo_spec = {"name": ..., "kwargs": ...}`` so that a
     checkpoint can rebuild it without the caller re-stating the configuration.
     """
     card = model_card(name)
+    if pretrained:
+        from zoo.weights import weights_for
+
+        kwargs = {**weights_for(name, pretrained).model_kwargs, **kwargs}
     sig = inspect.signature(card.builder)
     unknown = [k for k in kwargs if k not in sig.parameters]
     if unknown:
@@ -109,6 +118,10 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         )
     model = card.builder(**kwargs)
     model.zoo_spec = {"name": name, "kwargs": dict(kwargs)}
+    if pretrained:
+        from zoo.weights import load_pretrained
+
+        load_pretrained(model, name, pretrained)
     return model
 
 

@@ -116,7 +116,8 @@ def _flops(value: int | None) -> str:
     return format_flops(value) if value is not None else "—"
 
 
-def render_markdown(rows: list[dict]) -> str:
+def render_markdown(rows: list[dict], extras: list[tuple[str, str]] | None = None,
+                    comparison_plot: bool = False) -> str:
     lines = [HEADER]
     if not rows:
         lines.append("\nNo recorded runs yet: `zoo-train record=true` records one.\n")
@@ -134,6 +135,12 @@ def render_markdown(rows: list[dict]) -> str:
             f"| {_num(r['train_time_s'])} | {_num(r['throughput'], '{:.0f}')} | {_num(r['peak_rss_mb'], '{:.0f}')} "
             f"| {r['hardware']} ×{r['devices']} | `{r['commit']}` |"
         )
+    if comparison_plot:
+        lines.append("\n![test accuracy by experiment, and against FLOPs](comparison.png)")
+    if extras:
+        lines.append("\n## Other benchmarks\n")
+        for rel, title in extras:
+            lines.append(f"- [{title}]({rel})")
     lines.append("\n## Commands\n")
     for r in rows:
         seeds = ",".join(str(s) for s in r["seeds"])
@@ -174,9 +181,42 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     runs = load_runs(reports_dir)
-    (reports_dir / "README.md").write_text(render_markdown(summarise(runs)))
+    rows = summarise(runs)
+    plot = None
+    if rows:
+        from zoo import plots
+
+        plot = plots.comparison(rows, reports_dir / "comparison.png")
+    (reports_dir / "README.md").write_text(render_markdown(rows, extras=_extras(reports_dir),
+                                                          comparison_plot=plot is not None))
     write_csv(runs, reports_dir / "results.csv")
     return reports_dir / "README.md"
+
+
+# reports written by the other benchmarks, linked from the main report when present
+_EXTRA_REPORTS = [
+    ("throughput/README.md", "Throughput against torchvision (`zoo-bench-throughput`)"),
+    ("compute/README.md", "Compute efficiency against the measured peak (`zoo-bench-compute`)"),
+    ("overhead/README.md", "Harness overhead against a plain PyTorch loop (`zoo-bench-overhead`)"),
+]
+
+
+def _extras(reports_dir: Path) -> list[tuple[str, str]]:
+    out = [(rel, title) for rel, title in _EXTRA_REPORTS if (reports_dir / rel).exists()]
+    for sweep in sorted((reports_dir / "sweeps").glob("*/README.md")):
+        out.append((str(sweep.relative_to(reports_dir)), f"Hyperparameter sweep `{sweep.parent.name}`"))
+    for book in sorted((reports_dir / "bench").glob("*.json")):
+        data = json.loads(book.read_text())
+        state = "complete" if data.get("complete") else "incomplete"
+        out.append((str(book.relative_to(reports_dir)),
+                    f"Suite `{data.get('suite', book.stem)}` ({state}): {len(data.get('runs', {}))} runs, "
+                    f"{data.get('total_wall_s', 0) / 60:.1f} min of wall time on {data.get('hardware', '?')}"))
+    for check in sorted((reports_dir / "bench" / "verify").glob("*.json")):
+        data = json.loads(check.read_text())
+        out.append((str(check.relative_to(reports_dir)),
+                    f"Reproduction check of suite `{data['suite']}`: {data['identical']}/{data['checked']} "
+                    f"runs gave identical validation and test metrics when run again"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

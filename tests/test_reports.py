@@ -1,0 +1,40 @@
+"""The committed reports are generated from run files only: every recorded run has its row, every
+row has a run behind it, and regenerating the report from the runs gives the committed files."""
+from __future__ import annotations
+
+import csv
+import shutil
+
+from conftest import ROOT
+from zoo.report import load_runs, summarise, write_report
+
+REPORTS = ROOT / "reports"
+
+
+def test_every_run_has_a_row_and_every_row_a_run():
+    runs = {(r["experiment"], int(r["seed"])) for r in load_runs(REPORTS)}
+    with open(REPORTS / "results.csv") as fh:
+        rows = {(r["experiment"], int(r["seed"])) for r in csv.DictReader(fh)}
+    assert runs, "no recorded runs under reports/runs/"
+    assert rows == runs, f"rows without runs: {rows - runs}; runs without rows: {runs - rows}"
+    table = (REPORTS / "README.md").read_text()
+    for row in summarise(load_runs(REPORTS)):
+        assert f"| {row['experiment']} | {row['model']} |" in table
+    experiments_in_table = {line.split("|")[1].strip() for line in table.splitlines()
+                            if line.startswith("| ") and "_" in line.split("|")[1]}
+    assert experiments_in_table <= {e for e, _ in runs}
+
+
+def test_committed_report_is_what_the_runs_generate(tmp_path):
+    copy = tmp_path / "reports"
+    shutil.copytree(REPORTS, copy)
+    write_report(copy)
+    assert (copy / "README.md").read_text() == (REPORTS / "README.md").read_text()
+    assert (copy / "results.csv").read_text() == (REPORTS / "results.csv").read_text()
+
+
+def test_each_run_carries_its_reproduction_facts():
+    for r in load_runs(REPORTS):
+        assert r["command"].startswith("zoo-train experiment=")
+        assert r["git"].get("commit") and r["versions"].get("torch") and r["hardware"].get("cpu")
+        assert r["test"] and r["params"] > 0

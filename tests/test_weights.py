@@ -1,0 +1,133 @@
+"""Published weights: every shipped weight loads by name with its hash verified and reproduces,
+on its held-out split, exactly the metric in its card; damaged, truncated and pickle-based files
+are refused; the predict command; head replacement for another class count."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from conftest import compose_train
+from zoo import weights as W
+from zoo.eval import evaluate
+
+SHIPPED = W.list_weights()
+
+
+def test_weights_are_shipped_inside_the_package_and_small():
+    assert SHIPPED, "no weights under zoo/weights/"
+    total = sum(W.weight_card(n).size for n in SHIPPED)
+    assert total < 50e6, f"shipped weights total {total / 1e6:.1f} MB"
+    for n in SHIPPED:
+        card = W.weight_card(n)
+        assert n == f"{card.architecture}.{card.tag}" and card.architecture in zoo.list_models()
+        assert card.metrics and card.commit and card.command.startswith("zoo-train") and card.license
+        assert card.preprocessing.get("_target_", "").startswith("datamodules.")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weight_reproduces_its_recorded_metric_exactly(tmp_path, name):
+    card = W.weight_card(name)
+    W.verify_file(W.PACKAGE_DIR / card.file, card.sha256, card.size)
+    cfg = compose_train(["trainer=cpu", f"weights={name}", "split=test",
+                         "trainer.enable_progress_bar=false"], tmp_path, config_name="eval")
+    metrics = evaluate(cfg)
+    for key, value in card.metrics.items():
+        assert metrics[key] == value, f"{name}: {key} {metrics[key]!r} != recorded {value!r}"
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def toy_weights(tmp_path, monkeypatch):
+    """A published toy weight (softmax regression on 28x28) in a private package folder."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    monkeypatch.setattr(W, "PACKAGE_DIR", pkg)
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    net = zoo.create_model("softmax_regression")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(pkg / "softmax_regression.toy.safetensors"))
+    path = pkg / "softmax_regression.toy.safetensors"
+    card = W.WeightCard(name="softmax_regression.toy", architecture="softmax_regression", model_kwargs={},
+                        file=path.name, sha256=W.sha256_of(path), size=path.stat().st_size,
+                        num_classes=10, license="Apache-2.0")
+    (pkg / "softmax_regression.toy.json").write_text(json.dumps(asdict(card)))
+    return net, path
+
+
+def test_toy_weight_loads_by_name(toy_weights):
+    net, _ = toy_weights
+    loaded = zoo.create_model("softmax_regression", pretrained="toy")
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_a_changed_byte_is_refused(toy_weights):
+    _, path = toy_weights
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(W.WeightsError, match="sha256 .* does not match"):
+        zoo.create_model("softmax_regression", pretrained="toy")
+
+
+def test_a_truncated_file_is_refused(toy_weights):
+    _, path = toy_weights
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(W.WeightsError, match="truncated"):
+        zoo.create_model("softmax_regression", pretrained="toy")
+
+
+def test_a_pickle_file_is_refused_even_with_a_matching_card(toy_weights, tmp_path):
+    net, path = toy_weights
+    torch.save(net.state_dict(), path)  # a pickle-based (zip) checkpoint under the same name
+    card = W.weight_card("softmax_regression.toy")
+    card.sha256, card.size = W.sha256_of(path), path.stat().st_size
+    (W.PACKAGE_DIR / "softmax_regression.toy.json").write_text(json.dumps(asdict(card)))
+    with pytest.raises(W.WeightsError, match="pickle-based"):
+        zoo.create_model("softmax_regression", pretrained="toy")
+
+
+def test_unknown_weights_and_missing_files_say_what_to_do(toy_weights):
+    with pytest.raises(W.UnknownWeightsError, match="has these tags: toy"):
+        zoo.create_model("softmax_regression", pretrained="imagenet")
+    _, path = toy_weights
+    path.unlink()
+    with pytest.raises(W.WeightsError, match="put it at"):
+        zoo.create_model("softmax_regression", pretrained="toy")
+
+
+def test_another_class_count_replaces_the_head_and_says_so(toy_weights, caplog):
+    net = zoo.create_model("softmax_regression", pretrained="toy", num_classes=3)
+    assert sorted(net.pretrained_reinitialised) == ["fc.bias", "fc.weight"]
+    assert "re-initialised 2 tensor(s)" in caplog.text
+
+
+# -- predict --------------------------------------------------------------------------------------
+
+def _digit_image(path: Path, dark_on_light: bool = False):
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (56, 56), 255 if dark_on_light else 0)
+    ImageDraw.Draw(im).line([(28, 8), (28, 48)], fill=0 if dark_on_light else 255, width=6)  # a "1"
+    im.save(path)
+
+
+@pytest.mark.skipif(not any(n.startswith("lenet5.") for n in SHIPPED), reason="lenet5 weights not shipped")
+def test_predict_reads_png_and_jpeg_and_rejects_other_files(tmp_path, capsys):
+    from zoo.predict import main
+
+    _digit_image(tmp_path / "one.png")
+    _digit_image(tmp_path / "one.jpg", dark_on_light=True)
+    assert main(["lenet5.mnist5k", str(tmp_path / "one.png"), str(tmp_path / "one.jpg"), "--json", "--top", "3"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["inverted"] for r in results] == [False, True]
+    assert all(len(r["top"]) == 3 and r["top"][0]["class"] == "1" for r in results)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert main(["lenet5.mnist5k", str(tmp_path / "notes.txt")]) == 2
+    assert "is not an image" in capsys.readouterr().err

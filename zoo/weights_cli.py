@@ -1,0 +1,78 @@
+"""``zoo-weights``: list, show, verify and publish the zoo's weights.
+
+    zoo-weights                                  # every published weight, with its test metric
+    zoo-weights show lenet5.mnist5k              # the whole card
+    zoo-weights verify                           # check every file's size and sha256
+    zoo-weights export reports/runs/lenet5_mnist5k/seed0 path/to/best.ckpt --tag mnist5k
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from zoo.weights import PACKAGE_DIR, WeightsError, export_run, list_weights, locate, weight_card
+
+
+def _list(pattern: str) -> int:
+    names = list_weights(pattern)
+    if not names:
+        print(f"no published weights match {pattern!r}", file=sys.stderr)
+        return 1
+    rows = []
+    for n in names:
+        c = weight_card(n)
+        acc = c.metrics.get("test/acc")
+        rows.append([n, c.dataset, f"{100 * acc:.2f}" if acc is not None else "—", str(c.num_classes),
+                     f"{c.size / 1e6:.2f}", c.sha256[:12], c.license])
+    headers = ["name", "dataset", "test acc (%)", "classes", "MB", "sha256", "license"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(x.ljust(w) for x, w in zip(r, widths)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zoo-weights", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd")
+    ls = sub.add_parser("list", help="list published weights")
+    ls.add_argument("pattern", nargs="?", default="*")
+    show = sub.add_parser("show", help="print a weight's card")
+    show.add_argument("name")
+    ver = sub.add_parser("verify", help="check size and sha256 of weight files")
+    ver.add_argument("pattern", nargs="?", default="*")
+    ex = sub.add_parser("export", help="publish a run's checkpoint as safetensors with its card")
+    ex.add_argument("run_dir", help="the recorded run folder (holds metrics.json)")
+    ex.add_argument("ckpt_path", help="the checkpoint of that run to publish")
+    ex.add_argument("--tag", required=True)
+    ex.add_argument("--out", default=str(PACKAGE_DIR))
+    ex.add_argument("--license", default="Apache-2.0")
+    ex.add_argument("--url", action="append", default=[], help="where users who are online can fetch it")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd in (None, "list"):
+            return _list(getattr(args, "pattern", "*"))
+        if args.cmd == "show":
+            print(json.dumps(asdict(weight_card(args.name)), indent=2))
+            return 0
+        if args.cmd == "verify":
+            names = list_weights(args.pattern)
+            for n in names:
+                print(f"{n}: {locate(weight_card(n), download=False)} ok")
+            print(f"{len(names)} weight file(s) verified")
+            return 0
+        card = export_run(Path(args.run_dir), Path(args.ckpt_path), args.tag, Path(args.out),
+                          args.license, args.url)
+        print(f"published {card.name}: {Path(args.out) / card.file} ({card.size:,} bytes, sha256 {card.sha256})")
+        return 0
+    except (WeightsError, KeyError, FileNotFoundError, ValueError) as err:
+        print(f"zoo-weights: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
