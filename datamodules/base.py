@@ -64,10 +64,13 @@ class ImageClassificationDataModule(L.LightningDataModule):
         split_seed: seed of the train/val/test split (independent of the training seed, so that
             every training seed is measured on the same test split).
         limit: keep only this many training examples (stratified), for few-label experiments.
+        classes: keep only these classes (original labels), relabelled 0..k-1 in this order,
+            e.g. ``[5, 6, 7, 8, 9]`` (transfer between disjoint class sets).
+        normalize: ``[mean, std]`` (per channel) replacing the dataset's own statistics, e.g. those
+            a pretrained net was trained with.
     """
 
     name: str = "dataset"
-    raw_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the stored images, before preprocess
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
     native_chans: int = 1
@@ -88,8 +91,25 @@ class ImageClassificationDataModule(L.LightningDataModule):
         split_seed: int = 0,
         limit: int | None = None,
         num_workers: int = 0,
+        normalize: Sequence[Sequence[float]] | None = None,
+        classes: Sequence[int] | None = None,
     ):
         super().__init__()
+        self.subset = None
+        if classes is not None:  # a subset of the classes, relabelled 0..k-1 in the given order
+            self.subset = [int(c) for c in classes]
+            if len(set(self.subset)) != len(self.subset) or len(self.subset) < 2 or \
+                    not all(0 <= c < len(self.classes) for c in self.subset):
+                raise ValueError(f"{self.name}: classes must be at least two distinct labels in "
+                                 f"0..{len(self.classes) - 1}, got {list(classes)}")
+            if positive_class is not None:
+                raise ValueError(f"{self.name}: give classes or positive_class, not both")
+        if normalize is not None:  # (mean, std) per channel, e.g. a pretrained net's statistics
+            mean, std = (tuple(float(v) for v in seq) for seq in normalize)
+            if len(mean) != len(std) or len(mean) not in (1, 3) or min(std) <= 0:
+                raise ValueError(f"{self.name}: normalize must be [mean, std] with 1 or 3 values each "
+                                 f"and positive std, got {normalize}")
+            self.mean, self.std = mean, std
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
@@ -100,7 +120,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
         if positive_class is not None and not 0 <= positive_class < len(self.classes):
             raise ValueError(f"{self.name}: positive_class must be in 0..{len(self.classes) - 1}")
         self.positive_class = positive_class
-        expected = 2 if positive_class is not None else len(self.classes)
+        expected = 2 if positive_class is not None else len(self.subset or self.classes)
         if num_classes is not None and num_classes != expected:
             raise ValueError(
                 f"{self.name}: num_classes={num_classes} but the data has {expected} classes"
@@ -123,6 +143,8 @@ class ImageClassificationDataModule(L.LightningDataModule):
     def class_names(self) -> list[str]:
         if self.positive_class is not None:
             return [f"not {self.classes[self.positive_class]}", self.classes[self.positive_class]]
+        if self.subset is not None:
+            return [self.classes[c] for c in self.subset]
         return list(self.classes)
 
     # -- preprocessing --------------------------------------------------------------------------
@@ -157,6 +179,10 @@ class ImageClassificationDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         images, labels, test_images, test_labels = self.load()
+        if self.subset is not None:
+            images, labels = self._keep_subset(images, labels)
+            if test_images is not None:
+                test_images, test_labels = self._keep_subset(test_images, test_labels)
         y = labels.numpy()
         if test_images is None:
             train_idx, val_idx, test_idx = stratified_split(y, [self.val_fraction, self.test_fraction], self.split_seed)
@@ -170,6 +196,14 @@ class ImageClassificationDataModule(L.LightningDataModule):
         self.train_set = TensorDataset(self.preprocess(images[train_idx]), self.targets(labels[train_idx]))
         self.val_set = TensorDataset(self.preprocess(images[val_idx]), self.targets(labels[val_idx]))
         self.test_set = TensorDataset(self.preprocess(test_images), self.targets(test_labels))
+
+    def _keep_subset(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Only the examples of ``self.subset``'s classes, relabelled by their position in it."""
+        lookup = torch.full((len(self.classes),), -1, dtype=torch.long)
+        lookup[torch.tensor(self.subset)] = torch.arange(len(self.subset))
+        new = lookup[labels.long()]
+        keep = new >= 0
+        return images[keep], new[keep]
 
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
@@ -193,7 +227,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
     def describe(self) -> dict:
         """Facts for reports: sizes of each split and the input shape."""
         return {
-            "dataset": self.name,
+            "dataset": self.name + (f"[{','.join(map(str, self.subset))}]" if self.subset else ""),
             "train_size": len(self.train_set) if self.train_set is not None else None,
             "val_size": len(self.val_set) if self.val_set is not None else None,
             "test_size": len(self.test_set) if self.test_set is not None else None,

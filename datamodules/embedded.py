@@ -20,7 +20,6 @@ class MNIST5kDataModule(ImageClassificationDataModule):
     """
 
     name = "mnist5k"
-    raw_shape = (1, 28, 28)  # channels, height, width of the stored images
     mean = (0.1307,)
     std = (0.3081,)
 
@@ -45,7 +44,6 @@ class Digits8x8DataModule(ImageClassificationDataModule):
     """
 
     name = "digits8x8"
-    raw_shape = (1, 8, 8)
     native_size = 8
     mean = (0.3053,)  # mean and std of the pixel values / 16 over the whole set
     std = (0.3760,)

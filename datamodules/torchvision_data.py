@@ -18,7 +18,7 @@ set is held out, stratified by class, for validation. See the base class for the
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -66,6 +66,8 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
         split_seed: int = 0,
         limit: int | None = None,
         num_workers: int = 0,
+        normalize: Sequence[Sequence[float]] | None = None,
+        classes: Sequence[int] | None = None,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -80,6 +82,8 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
             split_seed=split_seed,
             limit=limit,
             num_workers=num_workers,
+            normalize=normalize,
+            classes=classes,
         )
         self.data_dir = str(data_dir)
         self.download = download
@@ -136,7 +140,6 @@ class MNISTDataModule(_MNISTLike):
     """
 
     name = "mnist"
-    raw_shape = (1, 28, 28)
     mean = (0.1307,)
     std = (0.3081,)
     subdir = os.path.join("MNIST", "raw")
@@ -152,7 +155,6 @@ class FashionMNISTDataModule(_MNISTLike):
     """
 
     name = "fashion_mnist"
-    raw_shape = (1, 28, 28)
     mean = (0.2860,)
     std = (0.3530,)
     classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -187,7 +189,6 @@ class CIFAR10DataModule(_TorchvisionDataModule):
     """
 
     name = "cifar10"
-    raw_shape = (3, 32, 32)
     native_chans = 3
     native_size = 32
     mean = (0.4914, 0.4822, 0.4465)

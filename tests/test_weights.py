@@ -131,3 +131,51 @@ def test_predict_reads_png_and_jpeg_and_rejects_other_files(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not an image")
     assert main(["lenet5.mnist5k", str(tmp_path / "notes.txt")]) == 2
     assert "is not an image" in capsys.readouterr().err
+
+
+# -- foreign (torchvision) weights ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg16"])
+def test_torchvision_weights_through_the_foreign_path_match_torchvision(tmp_path, name):
+    """torchvision's model with random weights, saved as torchvision publishes them (a state
+    dict .pth); loaded into ours by `pretrained="imagenet"` from that file; same outputs."""
+    from zoo.torchvision_compat import torchvision_model
+
+    torch.manual_seed(0)
+    ref = torchvision_model(name).eval()
+    path = tmp_path / f"{name}-local.pth"
+    torch.save(ref.state_dict(), path)
+    ours = zoo.create_model(name, pretrained="imagenet", pretrained_path=str(path)).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(ours(x), ref(x), atol=1e-5)
+    assert ours.pretrained_reinitialised == []
+
+
+def test_torchvision_weights_offline_error_names_the_file(tmp_path, monkeypatch):
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("network unreachable")))
+    with pytest.raises(FileNotFoundError, match=r"resnet18-f37072fd\.pth.*hub.*checkpoints"):
+        zoo.create_model("resnet18", pretrained="imagenet")
+
+
+def test_a_hub_cache_file_with_the_wrong_hash_is_refused(tmp_path, monkeypatch):
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    with pytest.raises(ValueError, match="sha256 does not start with f37072fd"):
+        zoo.create_model("resnet18", pretrained="imagenet")
+
+
+def test_imagenet_weights_with_a_new_head(tmp_path):
+    from zoo.torchvision_compat import torchvision_model
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision_model("resnet18").state_dict(), path)
+    net = zoo.create_model("resnet18", pretrained="imagenet", pretrained_path=str(path), num_classes=10)
+    assert net.pretrained_reinitialised == ["fc.bias", "fc.weight"]

@@ -53,7 +53,7 @@ def predict(name: str, files: list[Path], top: int = 5, invert: bool = True) -> 
     net = create_model(card.architecture, pretrained=card.tag).eval()
     data_cfg = {k: v for k, v in card.config["data"].items() if k != "augment"}
     dm = instantiate(data_cfg, _convert_="all")
-    c, h, w = dm.raw_shape
+    c, h, w = dm.native_chans, dm.native_size, dm.native_size
     images, flags = [], []
     for f in files:
         img, inv = load_image(Path(f), c, (h, w), invert)

@@ -93,19 +93,22 @@ def model_card(name: str) -> ModelCard:
     return _REGISTRY[name]
 
 
-def create_model(name: str, pretrained: str | None = None, **kwargs: Any) -> nn.Module:
+def create_model(name: str, pretrained: str | None = None, pretrained_path: str | None = None,
+                 **kwargs: Any) -> nn.Module:
     """Build the registered variant ``name`` with keyword arguments overriding its defaults.
 
     ``pretrained="<tag>"`` loads the published weights ``<name>.<tag>`` (hash-verified, see
     ``zoo.weights``); their arguments (class count, input channels ...) become the defaults, and
     an argument that changes a tensor's shape (another ``num_classes``) leaves that tensor freshly
-    initialised, which the log reports.
+    initialised, which the log reports. ``pretrained="imagenet"`` loads torchvision's ImageNet
+    weights into a model torchvision also has (from ``pretrained_path``, torch's hub cache, or a
+    download when online; see ``zoo.torchvision_compat``).
 
     The returned module carries ``zoo_spec = {"name": ..., "kwargs": ...}`` so that a
     checkpoint can rebuild it without the caller re-stating the configuration.
     """
     card = model_card(name)
-    if pretrained:
+    if pretrained and pretrained != "imagenet":
         from zoo.weights import weights_for
 
         kwargs = {**weights_for(name, pretrained).model_kwargs, **kwargs}
@@ -118,10 +121,16 @@ def create_model(name: str, pretrained: str | None = None, **kwargs: Any) -> nn.
         )
     model = card.builder(**kwargs)
     model.zoo_spec = {"name": name, "kwargs": dict(kwargs)}
-    if pretrained:
+    if pretrained == "imagenet":
+        from zoo.torchvision_compat import load_torchvision_pretrained
+
+        load_torchvision_pretrained(model, name, pretrained_path)
+    elif pretrained:
         from zoo.weights import load_pretrained
 
         load_pretrained(model, name, pretrained)
+    elif pretrained_path:
+        raise ValueError("pretrained_path needs pretrained='imagenet' (torchvision's weights)")
     return model
 
 

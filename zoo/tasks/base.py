@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +33,7 @@ class ZooTask(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
+        finetune: dict | None = None,
     ):
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -41,6 +43,14 @@ class ZooTask(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.net_spec = getattr(net, "zoo_spec", None)
+        from zoo.finetune import FinetuneSpec
+
+        self.finetune = FinetuneSpec(**finetune) if finetune else None
+        if self.finetune is not None and self.finetune.reset_head:
+            from zoo.finetune import reset_head
+
+            head = reset_head(net)
+            logging.getLogger(__name__).warning("finetune: re-initialised the head %r (reset_head)", head)
         self.run_config: dict | None = None  # the resolved training config, stored in checkpoints
 
     def forward(self, *args, **kwargs):
@@ -50,12 +60,31 @@ class ZooTask(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("no optimizer configured: pass optimizer=functools.partial(torch.optim.X, ...)")
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = self.optimizer_factory(params)
+        if self.finetune is not None:
+            from zoo.finetune import param_groups
+
+            base_lr = (self.optimizer_factory.keywords.get("lr") if isinstance(self.optimizer_factory, partial)
+                       else None)
+            if base_lr is None:
+                raise ValueError("fine-tuning presets need the optimizer's lr in its config")
+            opt = self.optimizer_factory(param_groups(self.net, base_lr, self.finetune))
+        else:
+            params = [p for p in self.parameters() if p.requires_grad]
+            opt = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return opt
         sched = self._build_scheduler(opt)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.scheduler_interval}}
+
+    def on_train_epoch_start(self) -> None:
+        if self.finetune is not None:
+            from zoo.finetune import apply_freezing
+
+            frozen = apply_freezing(self.net, self.finetune, self.current_epoch)
+            if self.current_epoch == 0 or self.finetune.mode == "gradual_unfreeze":
+                n = sum(1 for _ in self.net.parameters())
+                self.print(f"[finetune {self.finetune.mode}] epoch {self.current_epoch}: "
+                           f"{n - len(frozen)}/{n} parameter tensors train")
 
     def _build_scheduler(self, opt):
         """Fill in the schedule length when the config leaves it out: ``total_steps`` (one-cycle)

@@ -43,6 +43,8 @@ class ClassificationTask(ZooTask):
         channels_last: run convolutions on channels-last tensors.
         aux_loss_weight: weight of each auxiliary head's loss when the net returns
             ``(main, *aux)`` in training (GoogLeNet); metrics use the main head only.
+        finetune: a fine-tuning preset (``zoo.finetune.FinetuneSpec`` fields: mode, groups,
+            layer_decay, unfreeze_every), or None to train every parameter alike.
     """
 
     def __init__(
@@ -57,8 +59,9 @@ class ClassificationTask(ZooTask):
         class_names: Sequence[str] | None = None,
         channels_last: bool = False,
         aux_loss_weight: float = 0.3,
+        finetune: dict | None = None,
     ):
-        super().__init__(net, optimizer, scheduler, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, scheduler_interval, finetune)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if binary is None:

@@ -1,0 +1,92 @@
+"""Fine-tuning presets (which parameters train, at which rate), head reset, and the datamodule
+options the transfer benchmark uses (class subsets, foreign normalisation)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from conftest import compose_train
+from datamodules import MNIST5kDataModule
+from zoo.finetune import FinetuneSpec, apply_freezing, body_groups, param_groups, split_head
+from zoo.train import train
+
+
+def test_head_is_the_classifier():
+    head, body = split_head(zoo.create_model("lenet5"))
+    assert head == ["classifier.3.weight", "classifier.3.bias"]
+    head, _ = split_head(zoo.create_model("resnet20_cifar", num_classes=10))
+    assert head == ["fc.weight", "fc.bias"]
+    groups = body_groups(body, 4)
+    assert len(groups) == 4 and [n for g in groups for n in g] == body
+
+
+def test_linear_probe_freezes_the_body_and_its_batch_norm():
+    net = zoo.create_model("resnet20_cifar", num_classes=10).train()
+    frozen = apply_freezing(net, FinetuneSpec(mode="linear_probe"), epoch=0)
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable == ["fc.weight", "fc.bias"] and len(frozen) == sum(1 for _ in net.parameters()) - 2
+    assert not net.stem.bn.training  # running statistics stay the pretrained ones
+
+
+def test_gradual_unfreezing_adds_one_group_from_the_top():
+    net = zoo.create_model("lenet5")
+    spec = FinetuneSpec(mode="gradual_unfreeze", groups=4, unfreeze_every=2)
+    _, body = split_head(net)
+    groups = body_groups(body, 4)
+    counts = []
+    for epoch in range(0, 12, 2):
+        frozen = apply_freezing(net, spec, epoch)
+        counts.append(len(body) - len(frozen))
+    assert counts[0] == 0 and counts[-1] == len(body)
+    assert counts[1] == len(groups[-1])  # the group next to the head comes first
+    assert counts == sorted(counts)
+
+
+def test_discriminative_rates_decay_away_from_the_head():
+    net = zoo.create_model("lenet5")
+    groups = param_groups(net, 0.1, FinetuneSpec(mode="discriminative", groups=3, layer_decay=0.5))
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert lrs == pytest.approx({"head": 0.1, "body2": 0.05, "body1": 0.025, "body0": 0.0125})
+    assert sum(len(g["params"]) for g in groups) == sum(1 for _ in net.parameters())
+
+
+def test_bad_preset_is_refused():
+    with pytest.raises(ValueError, match="finetune mode"):
+        FinetuneSpec(mode="half")
+
+
+def test_linear_probe_run_changes_only_the_head(tmp_path):
+    """Through zoo-train: the transfer experiment with a short schedule; the saved body equals
+    the published weights, the head moved from its fresh start."""
+    from zoo.tasks import load_task
+    from zoo.weights import load_weights
+
+    cfg = compose_train(["experiment=mnist5k_5to9_10shot_linear_probe", "trainer=cpu", "trainer.max_epochs=2",
+                         "trainer.enable_progress_bar=false", "logger=none", "callbacks=default"], tmp_path)
+    rec = train(cfg)
+    task = load_task(rec["best_checkpoint"])
+    pretrained, _ = load_weights("lenet5.mnist5k_0to4")
+    state = task.net.state_dict()
+    for k, v in pretrained.items():
+        if k.startswith("classifier.3."):
+            assert not torch.equal(state[k], v)   # head: reset, then trained
+        else:
+            assert torch.equal(state[k], v), k    # body: frozen
+
+
+def test_class_subset_is_relabelled():
+    dm = MNIST5kDataModule(classes=[5, 6, 7, 8, 9], num_classes=5)
+    dm.setup("fit")
+    y = torch.cat([dm.train_set.tensors[1], dm.val_set.tensors[1], dm.test_set.tensors[1]])
+    assert sorted(y.unique().tolist()) == [0, 1, 2, 3, 4] and len(y) == 2500
+    assert dm.class_names == ["5", "6", "7", "8", "9"] and dm.describe()["dataset"] == "mnist5k[5,6,7,8,9]"
+    with pytest.raises(ValueError, match="at least two distinct"):
+        MNIST5kDataModule(classes=[3, 3])
+
+
+def test_normalize_override():
+    a = MNIST5kDataModule(normalize=[[0.5], [0.25]])
+    assert a.mean == (0.5,) and a.std == (0.25,)
+    with pytest.raises(ValueError, match="normalize"):
+        MNIST5kDataModule(normalize=[[0.5], [0.0]])

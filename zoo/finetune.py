@@ -1,0 +1,117 @@
+"""Fine-tuning a pretrained net: which parameters train, and at which learning rate.
+
+The **head** is the last module that holds parameters (the classifier: ``fc``, ``fc8``,
+``classifier.3`` ... or NiN's last 1x1 convolution); the rest, the **body**, is cut into
+``groups`` consecutive blocks of parameters in registration order (input side first).
+
+Presets (``conf/finetune/``, set as ``task.finetune``):
+
+* ``full``: everything trains at the base learning rate;
+* ``linear_probe``: only the head trains; the body is frozen, its batch-norm statistics too;
+* ``gradual_unfreeze``: the head trains from the start; every ``unfreeze_every`` epochs the next
+  body group from the top joins (Howard & Ruder 2018, ULMFiT); frozen groups keep their
+  batch-norm statistics;
+* ``reset_head: true`` (any mode) starts the head afresh: for a pretrained net whose classes are
+  others of the same count (another class count replaces the head anyway);
+* ``discriminative``: everything trains, the top body group at ``lr * layer_decay``, the next
+  at ``lr * layer_decay**2`` ... (layer-wise learning rates), the head at ``lr``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+MODES = ("full", "linear_probe", "gradual_unfreeze", "discriminative")
+
+
+@dataclass
+class FinetuneSpec:
+    mode: str = "full"
+    groups: int = 4              # body groups (gradual unfreezing, layer-wise rates)
+    layer_decay: float = 0.5     # discriminative: rate ratio between neighbouring groups
+    unfreeze_every: int = 2      # gradual: epochs between two unfreezings
+    reset_head: bool = False     # start the head afresh (new classes of the same count)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"finetune mode must be one of {MODES}, got {self.mode!r}")
+        if self.groups < 1 or self.unfreeze_every < 1 or not 0 < self.layer_decay <= 1:
+            raise ValueError(f"bad finetune settings: {self}")
+
+
+def split_head(net: nn.Module) -> tuple[list[str], list[list[str]]]:
+    """(head parameter names, body parameter names in ``groups``-agnostic order)."""
+    owners = [name for name, mod in net.named_modules() if any(True for _ in mod.parameters(recurse=False))]
+    if not owners:
+        raise ValueError("the net has no parameters")
+    head_module = owners[-1]
+    prefix = f"{head_module}." if head_module else ""
+    names = [n for n, _ in net.named_parameters()]
+    head = [n for n in names if n.startswith(prefix) and "." not in n[len(prefix):]]
+    body = [n for n in names if n not in head]
+    return head, body
+
+
+def reset_head(net: nn.Module) -> str:
+    """Re-initialise the head module (its own ``reset_parameters``); returns its name."""
+    owners = [(name, mod) for name, mod in net.named_modules()
+              if any(True for _ in mod.parameters(recurse=False))]
+    name, mod = owners[-1]
+    if not hasattr(mod, "reset_parameters"):
+        raise ValueError(f"the head {name!r} ({type(mod).__name__}) cannot be re-initialised")
+    mod.reset_parameters()
+    return name
+
+
+def body_groups(body: list[str], groups: int) -> list[list[str]]:
+    """``body`` cut into ``groups`` consecutive blocks of (nearly) equal size, input side first."""
+    groups = max(1, min(groups, len(body)))
+    size, extra = divmod(len(body), groups)
+    out, i = [], 0
+    for g in range(groups):
+        n = size + (1 if g < extra else 0)
+        out.append(body[i:i + n])
+        i += n
+    return [g for g in out if g]
+
+
+def param_groups(net: nn.Module, base_lr: float, spec: FinetuneSpec) -> list[dict]:
+    """Optimizer parameter groups (every parameter is in one; frozen ones are switched off by
+    ``apply_freezing``, not left out, so that they can join later)."""
+    params = dict(net.named_parameters())
+    head, body = split_head(net)
+    groups = body_groups(body, spec.groups)
+    out = []
+    for depth, names in enumerate(reversed(groups), 1):  # depth 1 = the group next to the head
+        lr = base_lr * (spec.layer_decay ** depth if spec.mode == "discriminative" else 1.0)
+        out.append({"params": [params[n] for n in names], "lr": lr, "name": f"body{len(groups) - depth}"})
+    out.append({"params": [params[n] for n in head], "lr": base_lr, "name": "head"})
+    return out
+
+
+def trainable_groups(spec: FinetuneSpec, n_groups: int, epoch: int) -> int:
+    """How many body groups (from the top) train in ``epoch``."""
+    if spec.mode == "linear_probe":
+        return 0
+    if spec.mode == "gradual_unfreeze":
+        return min(n_groups, epoch // spec.unfreeze_every)
+    return n_groups
+
+
+def apply_freezing(net: nn.Module, spec: FinetuneSpec, epoch: int) -> list[str]:
+    """Set ``requires_grad`` for ``epoch`` and put the batch norms of frozen groups in eval mode
+    (their running statistics stay the pretrained ones). Returns the frozen parameter names."""
+    head, body = split_head(net)
+    groups = body_groups(body, spec.groups)
+    n_train = trainable_groups(spec, len(groups), epoch)
+    frozen = [n for g in groups[: len(groups) - n_train] for n in g]
+    frozen_set = set(frozen)
+    for name, p in net.named_parameters():
+        p.requires_grad_(name not in frozen_set)
+    for mod_name, mod in net.named_modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            own = [f"{mod_name}.{n}" for n, _ in mod.named_parameters(recurse=False)]
+            if own and all(n in frozen_set for n in own):
+                mod.eval()
+    return frozen
