@@ -23,7 +23,6 @@ Writes ``<out>/README.md``, ``<out>/compute.csv`` and ``<out>/efficiency.png``.
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import inspect
 import statistics
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from zoo.runinfo import write_rows_csv
 from zoo.registry import count_parameters, create_model, list_models, model_card
 
 
@@ -137,9 +137,8 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 def render(rows: list[dict], peak: dict, args, command: str, elapsed: float) -> str:
-    from zoo.runinfo import git_info, hardware, hardware_summary, library_versions
+    from zoo.runinfo import machine_line
 
-    hw = hardware()
     method = __doc__.split("Peak.", 1)[1].split("Writes ``", 1)[0].strip()
     sizes = ", ".join(f"{n}: {r / 1e9:.1f}" for n, r in peak["per_size"].items())
     lines = [
@@ -152,9 +151,7 @@ def render(rows: list[dict], peak: dict, args, command: str, elapsed: float) -> 
         f"**Measured peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s** (float32 matmul, n = {peak['size']}; "
         f"GFLOP/s by size: {sizes}).",
         "",
-        f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {hw['torch_threads']} torch threads); "
-        + ", ".join(f"{k} {v}" for k, v in library_versions().items())
-        + f"; commit `{(git_info().get('commit') or 'unknown')[:10]}`; batch {args.batch_size}; "
+        machine_line() + f"; batch {args.batch_size}; "
         f"{args.rounds} timed rounds after {args.warmup} warm-up steps; benchmark wall time {elapsed:.0f} s.",
         "",
         "| model | family | params | input | train (ex/s) | train GFLOP/s | train % of peak | inference (ex/s) | inference GFLOP/s | inference % of peak |",
@@ -198,10 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "compute.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    write_rows_csv(out / "compute.csv", rows, digits=5)
     _plot(rows, out / "efficiency.png")
     (out / "README.md").write_text(render(rows, peak, args, command.strip(), elapsed))
     print(f"wrote {out / 'README.md'}")

@@ -147,9 +147,8 @@ def run(overrides: list[str], epochs: int, repeats: int) -> dict:
 
 
 def render(res: dict, command: str) -> str:
-    from zoo.runinfo import git_info, hardware, hardware_summary, library_versions
+    from zoo.runinfo import machine_line
 
-    hw = hardware()
     doc = __doc__.split("Both sides", 1)[1].split("Writes ``", 1)[0].strip()
     return "\n".join([
         "# Harness overhead: the zoo's training path against a plain PyTorch loop",
@@ -170,9 +169,7 @@ def render(res: dict, command: str) -> str:
         "",
         "Both sides " + doc,
         "",
-        f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {hw['torch_threads']} torch threads); "
-        + ", ".join(f"{k} {v}" for k, v in library_versions().items())
-        + f"; commit `{(git_info().get('commit') or 'unknown')[:10]}`.",
+        machine_line() + ".",
         "",
     ])
 

@@ -20,7 +20,6 @@ Writes ``<out>/README.md`` (table, method, machine, command), ``<out>/throughput
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.runinfo import write_rows_csv
 from zoo.registry import count_parameters
 from zoo.torchvision_compat import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
 
@@ -104,9 +104,8 @@ def measure_pair(name: str, image_size: int, batch_size: int, num_classes: int, 
 
 
 def _render(rows: list[dict], args: argparse.Namespace, command: str, elapsed: float) -> str:
-    from zoo.runinfo import git_info, hardware, hardware_summary, library_versions
+    from zoo.runinfo import machine_line
 
-    hw = hardware()
     lines = [
         "# Throughput: the zoo's models against torchvision's",
         "",
@@ -121,9 +120,7 @@ def _render(rows: list[dict], args: argparse.Namespace, command: str, elapsed: f
         "A training step is forward, cross-entropy, backward and an SGD update. "
         "Ratio = our throughput / torchvision's (>= 1: ours is at least as fast).",
         "",
-        f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {hw['torch_threads']} torch threads); "
-        + ", ".join(f"{k} {v}" for k, v in library_versions().items())
-        + f"; commit `{(git_info().get('commit') or 'unknown')[:10]}`; benchmark wall time {elapsed:.0f} s.",
+        machine_line() + f"; benchmark wall time {elapsed:.0f} s.",
         "",
         "| model | params | train ours (ex/s) | train torchvision (ex/s) | train ratio | infer ours (ex/s) | infer torchvision (ex/s) | infer ratio |",
         "|---|---|---|---|---|---|---|---|",
@@ -190,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "throughput.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    write_rows_csv(out / "throughput.csv", rows, digits=4)
     _plot(rows, out / "throughput_ratio.png")
     (out / "README.md").write_text(_render(rows, args, command.strip(), elapsed))
     print(f"wrote {out / 'README.md'}; lowest training ratio "

@@ -61,3 +61,21 @@ def git_info(cwd: str | Path | None = None) -> dict:
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
+
+
+def machine_line() -> str:
+    """One line for a benchmark report: machine, threads, library versions, commit."""
+    hw = hardware()
+    return (f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {hw['torch_threads']} torch threads); "
+            + ", ".join(f"{k} {v}" for k, v in library_versions().items())
+            + f"; commit `{(git_info().get('commit') or 'unknown')[:10]}`")
+
+
+def write_rows_csv(path, rows: list[dict], digits: int = 5) -> None:
+    """Benchmark rows (dicts with the same keys) as CSV, floats rounded to ``digits``."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({k: (round(v, digits) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
