@@ -87,11 +87,13 @@ def test_schedulers(tmp_path, quick, scheduler):
     cfg = compose_train(["experiment=softmax_mnist5k", *quick, "trainer.max_epochs=4", "scheduler.step_size=1"
                          if scheduler == "step" else f"scheduler={scheduler}",
                          *(["scheduler=step"] if scheduler == "step" else []),
+                         *(["scheduler.milestones=[1,2,3,4]"] if scheduler == "multistep" else []),
                          "optimizer=sgd", "optimizer.lr=0.1", "logger=none", "callbacks=none"], tmp_path)
     train(cfg)
-    lrs = [float(line.split(",")[1]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
-    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
-    assert header[1] == "lr"
+    import csv
+
+    with open(tmp_path / "run" / "history.csv") as fh:
+        lrs = [float(row["lr"]) for row in csv.DictReader(fh)]
     if scheduler == "none":
         assert lrs == [0.1] * 4
     elif scheduler == "onecycle":

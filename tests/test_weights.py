@@ -95,7 +95,7 @@ def test_a_pickle_file_is_refused_even_with_a_matching_card(toy_weights, tmp_pat
 
 def test_unknown_weights_and_missing_files_say_what_to_do(toy_weights):
     with pytest.raises(W.UnknownWeightsError, match="has these tags: toy"):
-        zoo.create_model("softmax_regression", pretrained="imagenet")
+        zoo.create_model("softmax_regression", pretrained="cifar10")
     _, path = toy_weights
     path.unlink()
     with pytest.raises(W.WeightsError, match="put it at"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -165,6 +166,9 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
                f"paths.reports_dir={reports_dir}", "trainer.enable_progress_bar=false",
                f"hydra.run.dir={log_dir / e / f'seed{s}'}", *suite["overrides"]]
         log_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = log_dir / e / f"seed{s}"
+        if run_dir.exists():  # a previous attempt's files (checkpoints would get -v1 names)
+            shutil.rmtree(run_dir)
         log_path = log_dir / f"{e}-seed{s}.log"
         print(f"[{i}/{len(remaining)}] {e} seed={s} ... ", end="", flush=True, file=out)
         t0 = time.perf_counter()
@@ -203,7 +207,8 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
 
 def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Path, name: str) -> None:
     """A run recorded by another suite (same experiment, seed and configuration) is not run
-    again; its wall time comes from that suite's record."""
+    again; its wall time comes from that suite's record (the newest one, when this suite's own
+    entry predates it: the run was recorded again since)."""
     others = []
     for path in sorted((reports_dir / "bench").glob("*.json")):
         if path.stem != name:
@@ -213,11 +218,11 @@ def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Pat
                 continue
     for e, s in done:
         key = f"{e}/seed{s}"
-        if key not in book["runs"]:
-            for runs in others:
-                if key in runs:
-                    book["runs"][key] = dict(runs[key])
-                    break
+        for runs in others:
+            theirs = runs.get(key)
+            mine = book["runs"].get(key)
+            if theirs and (mine is None or theirs.get("finished_at", "") > mine.get("finished_at", "")):
+                book["runs"][key] = dict(theirs)
 
 
 def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | None = None,

@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -110,6 +111,40 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+_SHOT = re.compile(r"^(?P<task>.+)_(?P<shots>\d+)shot_(?P<arm>.+)$")
+
+
+def transfer_table(rows: list[dict]) -> list[str]:
+    """For experiments named ``<task>_<N>shot_<arm>`` (the transfer benchmarks): test accuracy per
+    arm and label count, and each fine-tuning arm's difference from the ``scratch`` arm."""
+    groups: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(dict)
+    for r in rows:
+        m = _SHOT.match(r["experiment"])
+        if m and r["test"].get("test/acc"):
+            groups[m["task"]][(m["arm"], int(m["shots"]))] = r["test"]["test/acc"]
+    out = []
+    for task, cells in sorted(groups.items()):
+        shots = sorted({n for _, n in cells})
+        arms = sorted({a for a, _ in cells}, key=lambda a: (a != "scratch", a))
+        out.append(f"\n### Transfer: {task}\n")
+        out.append("Test accuracy (%), mean ± std over seeds; Δ = mean difference from training from scratch "
+                   "on the same labels.\n")
+        out.append("| arm | " + " | ".join(f"{n} labels/class | Δ" for n in shots) + " |")
+        out.append("|---|" + "---|---|" * len(shots))
+        for arm in arms:
+            cols = []
+            for n in shots:
+                vals = cells.get((arm, n))
+                base = cells.get(("scratch", n))
+                if not vals:
+                    cols += ["—", "—"]
+                    continue
+                delta = (statistics.fmean(vals) - statistics.fmean(base)) * 100 if base and arm != "scratch" else None
+                cols += [_pct(vals), f"{delta:+.2f}" if delta is not None else "—"]
+            out.append(f"| {arm} | " + " | ".join(cols) + " |")
+    return out
+
+
 def _flops(value: int | None) -> str:
     from zoo.flops import format_flops
 
@@ -137,6 +172,7 @@ def render_markdown(rows: list[dict], extras: list[tuple[str, str]] | None = Non
         )
     if comparison_plot:
         lines.append("\n![test accuracy by experiment, and against FLOPs](comparison.png)")
+    lines.extend(transfer_table(rows))
     if extras:
         lines.append("\n## Other benchmarks\n")
         for rel, title in extras:

@@ -141,18 +141,22 @@ def verify_file(path: Path, sha256: str, size: int) -> None:
 
 
 def check_safetensors(path: Path) -> None:
-    """Refuse anything that is not a safetensors file (pickle-based checkpoints can run code)."""
+    """Refuse anything that is not a safetensors file (pickle-based checkpoints can run code).
+
+    A safetensors file starts with the length of its JSON header (8 bytes, little-endian) and
+    then the header itself, which opens with ``{``."""
+    size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(9)
+    if len(head) == 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if head[8:9] == b"{" and 2 <= header_len <= size - 8:
+            return
     if head.startswith(_PICKLE_MAGIC):
         raise WeightsError(f"{path} is a pickle-based file (torch.save / pickle). Pickles from an "
                            "unknown source can run arbitrary code when loaded, so they are refused; "
                            "publish weights as safetensors (`zoo-weights export`).")
-    if len(head) < 9:
-        raise WeightsError(f"{path} is too short to be a safetensors file")
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if head[8:9] != b"{" or header_len > path.stat().st_size:
-        raise WeightsError(f"{path} is not a safetensors file (no JSON header); refused")
+    raise WeightsError(f"{path} is not a safetensors file (no JSON header); refused")
 
 
 def locate(card: WeightCard, download: bool = True) -> Path:
@@ -230,6 +234,12 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
     spec = task.net.zoo_spec
     if spec["name"] != record["model"]:
         raise WeightsError(f"{ckpt_path} holds {spec['name']}, the run in {run_dir} trained {record['model']}")
+    from omegaconf import OmegaConf
+
+    run_cfg = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"))
+    if (task.run_config or {}) != run_cfg:
+        raise WeightsError(f"{ckpt_path} was not written by the run recorded in {run_dir} (their configs "
+                           "differ): its metrics would not be this checkpoint's")
     name = f"{spec['name']}.{tag}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

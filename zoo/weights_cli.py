@@ -3,7 +3,7 @@
     zoo-weights                                  # every published weight, with its test metric
     zoo-weights show lenet5.mnist5k              # the whole card
     zoo-weights verify                           # check every file's size and sha256
-    zoo-weights export reports/runs/lenet5_mnist5k/seed0 path/to/best.ckpt --tag mnist5k
+    zoo-weights export reports/runs/lenet5_mnist5k/seed0 --tag mnist5k   # its best checkpoint
 """
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ver.add_argument("pattern", nargs="?", default="*")
     ex = sub.add_parser("export", help="publish a run's checkpoint as safetensors with its card")
     ex.add_argument("run_dir", help="the recorded run folder (holds metrics.json)")
-    ex.add_argument("ckpt_path", help="the checkpoint of that run to publish")
+    ex.add_argument("ckpt_path", nargs="?", default=None,
+                    help="the checkpoint of that run to publish (default: its best checkpoint, as recorded)")
     ex.add_argument("--tag", required=True)
     ex.add_argument("--out", default=str(PACKAGE_DIR))
     ex.add_argument("--license", default="Apache-2.0")
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{n}: {locate(weight_card(n), download=False)} ok")
             print(f"{len(names)} weight file(s) verified")
             return 0
-        card = export_run(Path(args.run_dir), Path(args.ckpt_path), args.tag, Path(args.out),
+        ckpt = args.ckpt_path or json.loads((Path(args.run_dir) / "metrics.json").read_text())["best_checkpoint"]
+        card = export_run(Path(args.run_dir), Path(ckpt), args.tag, Path(args.out),
                           args.license, args.url)
         print(f"published {card.name}: {Path(args.out) / card.file} ({card.size:,} bytes, sha256 {card.sha256})")
         return 0
