@@ -137,18 +137,7 @@ def read_torchvision_state_dict(name: str, path: str | Path | None = None, downl
 def load_torchvision_pretrained(net: nn.Module, name: str, path: str | Path | None = None) -> nn.Module:
     """Load torchvision's ImageNet weights into our ``net`` (built as ``name``). A head of another
     size (another ``num_classes``) keeps its fresh initialisation; the log says which tensors."""
-    import logging
+    from zoo.weights import load_matching
 
     mapped = map_torchvision_state_dict(name, read_torchvision_state_dict(name, path))
-    own = net.state_dict()
-    unknown = sorted(k for k in mapped if k not in own)
-    if unknown:
-        raise ValueError(f"torchvision's {name} weights do not fit this {name}: unexpected {unknown[:5]}")
-    fresh = sorted(k for k in own if k not in mapped or own[k].shape != mapped[k].shape)
-    net.load_state_dict({k: v for k, v in mapped.items() if k not in fresh}, strict=False)
-    if fresh:
-        logging.getLogger(__name__).warning(
-            "%s: re-initialised %d tensor(s) that differ from torchvision's weights: %s",
-            name, len(fresh), ", ".join(fresh))
-    net.pretrained_reinitialised = fresh
-    return net
+    return load_matching(net, mapped, f"torchvision's {name} weights")

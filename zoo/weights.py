@@ -198,25 +198,29 @@ def load_weights(name: str, download: bool = True) -> tuple[dict[str, torch.Tens
     return load_file(str(path)), card
 
 
-def load_pretrained(net: torch.nn.Module, architecture: str, tag: str) -> torch.nn.Module:
-    """Load ``<architecture>.<tag>`` into ``net`` (built by the registry). When ``net``'s head has
-    another shape (another class count), every tensor of another shape is left at its fresh
-    initialisation and the log says which."""
-    card = weights_for(architecture, tag)
-    state, _ = load_weights(card.name)
+def load_matching(net: torch.nn.Module, state: dict, source: str) -> torch.nn.Module:
+    """Load ``state`` into ``net``, leaving every tensor of another shape (a head for another
+    class count) at its fresh initialisation; the log names those, and ``net`` keeps their names
+    in ``pretrained_reinitialised``. A tensor ``net`` does not have is an error."""
     own = net.state_dict()
     unknown = sorted(k for k in state if k not in own)
     if unknown:
-        raise WeightsError(f"{card.name} does not fit {architecture} built with these arguments: "
+        raise WeightsError(f"{source} does not fit this {type(net).__name__} built with these arguments: "
                            f"unexpected tensors {unknown[:5]}")
     fresh = sorted(k for k in own if k not in state or own[k].shape != state[k].shape)
-    keep = {k: v for k, v in state.items() if k not in fresh}
-    net.load_state_dict(keep, strict=False)
+    net.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=False)
     if fresh:
         log.warning("%s: re-initialised %d tensor(s) whose shape differs from the pretrained ones "
-                    "(a new head): %s", card.name, len(fresh), ", ".join(fresh))
+                    "(a new head): %s", source, len(fresh), ", ".join(fresh))
     net.pretrained_reinitialised = fresh
     return net
+
+
+def load_pretrained(net: torch.nn.Module, architecture: str, tag: str) -> torch.nn.Module:
+    """Load ``<architecture>.<tag>`` into ``net`` (built by the registry); see ``load_matching``."""
+    card = weights_for(architecture, tag)
+    state, _ = load_weights(card.name)
+    return load_matching(net, state, card.name)
 
 
 # -- publishing ---------------------------------------------------------------------------------
