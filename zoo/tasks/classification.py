@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryConfusionMatrix,
@@ -27,8 +27,19 @@ class ClassificationTask(ZooTask):
     cross-entropy with logits; smoothing moves the targets to ``y(1-e) + e/2``.
 
     Logged per stage (``train/``, ``val/``, ``test/``), each stage with its own metric objects:
-    ``loss``, ``acc`` (micro accuracy) and ``f1`` (macro F1). At test time a confusion matrix is
-    accumulated as well (``self.confusion``, rows = true class).
+    ``loss`` (the sample-weighted mean over the epoch; ``train/loss_epoch`` beside the per-step
+    ``train/loss_step`` in training), ``acc`` (micro accuracy) and ``f1`` (macro F1). At test
+    time a confusion matrix is accumulated as well (``self.confusion``, rows = true class).
+
+    Logging cost. On a CPU a small net's training step takes a few milliseconds, and both
+    ``self.log`` and a torchmetrics ``update`` cost a sizeable fraction of that. So a step only
+    keeps its predicted classes and targets and adds its loss to a running sum
+    (``_EpochAccumulator``); the torchmetrics objects receive them in one ``update`` every
+    ``flush_every`` batches and on the epoch's last batch, and are logged once per epoch
+    (Lightning computes, syncs across processes and resets a logged metric object at the
+    epoch's end). The step loss is logged only on the steps the logger writes
+    (``log_every_n_steps``). The figures are exactly those of per-step updates: accuracy and F1
+    are integer counts, and the loss is summed in the same order as Lightning's own mean.
 
     Args:
         net: the network (injected).
@@ -81,6 +92,8 @@ class ClassificationTask(ZooTask):
         self.train_metrics = self._metrics("train/")
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
+        self.train_loss, self.val_loss, self.test_loss = EpochMean(), EpochMean(), EpochMean()
+        self._pending = {stage: _EpochAccumulator() for stage in ("train", "val", "test")}
         self.test_confusion = (BinaryConfusionMatrix() if binary
                                else MulticlassConfusionMatrix(num_classes))
         self.confusion: torch.Tensor | None = None
@@ -96,7 +109,16 @@ class ClassificationTask(ZooTask):
         return MetricCollection(metrics, prefix=prefix)
 
     # -- the one shared step --------------------------------------------------------------------
-    def _step(self, batch, stage: str):
+    def _logger_writes_this_step(self) -> bool:
+        """True on the training steps whose logged values reach the logger (Lightning writes
+        every ``log_every_n_steps``-th step) -- and on every step when there is no trainer."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(trainer.log_every_n_steps or 1))
+        return (self.global_step + 1) % every == 0 or self.global_step == 0
+
+    def _step(self, batch, stage: str, batch_idx: int = 0):
         x, y = batch
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -114,29 +136,78 @@ class ClassificationTask(ZooTask):
             preds = logits
         for a in aux:  # auxiliary classifiers add a discounted loss (Szegedy et al. 2015: 0.3)
             loss = loss + self.aux_loss_weight * F.cross_entropy(a, y, label_smoothing=self.label_smoothing)
-        metrics = {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
-        metrics.update(preds.detach(), y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 sync_dist=stage != "train", batch_size=y.shape[0])
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        if stage == "test":
-            self.test_confusion.update(preds.detach(), y)
+        pending = self._pending[stage]
+        if batch_idx == 0:  # a new epoch (or a sanity check before it): nothing carries over
+            pending.clear()
+        pending.add(preds.detach() if self.binary else preds.detach().argmax(dim=1), y, loss.detach())
+        last = batch_idx + 1 >= self._batches_per_epoch(stage)
+        if last or len(pending) >= self.flush_every:
+            self._flush(stage, end_of_epoch=last)
+        if batch_idx == 0:  # the objects are registered once; Lightning computes them at epoch end
+            name = "train/loss_epoch" if stage == "train" else f"{stage}/loss"
+            self.log(name, self._mean_loss(stage), on_step=False, on_epoch=True, prog_bar=True)
+            self.log_dict(self._stage_metrics(stage), on_step=False, on_epoch=True, prog_bar=stage != "train")
+        if stage == "train" and self._logger_writes_this_step():
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    # -- epoch-level metrics ----------------------------------------------------------------------
+    flush_every = 64  # batches of predictions kept before the torchmetrics objects are updated
+
+    def _stage_metrics(self, stage: str) -> MetricCollection:
+        return {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
+
+    def _mean_loss(self, stage: str) -> "EpochMean":
+        return {"train": self.train_loss, "val": self.val_loss, "test": self.test_loss}[stage]
+
+    def _batches_per_epoch(self, stage: str) -> float:
+        """Batches the running epoch of ``stage`` has (1 without a trainer: every step flushes;
+        inf for an iterable loader of unknown length: the epoch-end hooks flush)."""
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        if stage == "train":
+            n = trainer.num_training_batches
+        elif stage == "val":
+            n = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
+        else:
+            n = trainer.num_test_batches
+        if isinstance(n, (list, tuple)):
+            n = n[0] if len(n) == 1 else float("inf")
+        return n
+
+    def _flush(self, stage: str, end_of_epoch: bool) -> None:
+        """Hand the kept predictions to the metric objects (and, at the epoch's end, the loss sum)."""
+        pending = self._pending[stage]
+        if len(pending):
+            preds, target = pending.take_predictions()
+            self._stage_metrics(stage).update(preds, target)
+            if stage == "test":
+                self.test_confusion.update(preds, target)
+        if end_of_epoch and pending.loss_count:
+            total, count = pending.take_loss()
+            self._mean_loss(stage).update(total, count)
+
+    def on_train_epoch_end(self) -> None:
+        self._flush("train", end_of_epoch=True)  # a no-op unless the loader's length was unknown
+
+    def on_validation_epoch_end(self) -> None:
+        self._flush("val", end_of_epoch=True)
+
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        self._step(batch, "val", batch_idx)
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        self._step(batch, "test", batch_idx)
 
     def on_test_epoch_start(self) -> None:
         self.test_confusion.reset()
 
     def on_test_epoch_end(self) -> None:
+        self._flush("test", end_of_epoch=True)
         self.confusion = self.test_confusion.compute().cpu()  # (C, C), synced across processes
 
     def predict_step(self, batch, batch_idx):
@@ -149,6 +220,61 @@ class ClassificationTask(ZooTask):
             p = torch.sigmoid(logits.reshape(-1))
             return torch.stack([1 - p, p], dim=1)  # (B, 2)
         return logits.softmax(dim=-1)  # (B, C)
+
+
+class EpochMean(Metric):
+    """The sample-weighted mean of per-batch losses over an epoch, fed with a running sum
+    (``update(sum of loss * batch size, number of samples)``); summed across processes."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, total: torch.Tensor, count: int | torch.Tensor) -> None:
+        self.total = self.total + total
+        self.count = self.count + count
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count
+
+
+class _EpochAccumulator:
+    """What the steps of one stage hand on: predicted classes (or binary probabilities) and
+    targets, kept until the next flush, and the loss summed as ``sum(loss_b * size_b)`` in step
+    order (the order Lightning's own epoch mean uses)."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self.preds: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        self.loss_total: torch.Tensor | None = None
+        self.loss_count = 0
+
+    def __len__(self) -> int:
+        return len(self.preds)
+
+    def add(self, preds: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+        self.preds.append(preds)
+        self.targets.append(target)
+        n = int(target.shape[0])
+        weighted = loss.float() * n
+        self.loss_total = weighted if self.loss_total is None else self.loss_total + weighted
+        self.loss_count += n
+
+    def take_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        preds, target = torch.cat(self.preds), torch.cat(self.targets)
+        self.preds, self.targets = [], []
+        return preds, target
+
+    def take_loss(self) -> tuple[torch.Tensor, int]:
+        total, count = self.loss_total, self.loss_count
+        self.loss_total, self.loss_count = None, 0
+        return total, count
 
 
 def _output_width(net: nn.Module) -> int | None:
