@@ -252,9 +252,13 @@ def test_harness_overhead_benchmark_mechanics(tmp_path):
                               "--out", str(tmp_path)])
     assert rc == 0
     res = json.loads((tmp_path / "overhead.json").read_text())
-    assert len(res["plain_epoch_s"][0]) == 2 and len(res["zoo_epoch_s"][0]) == 2
-    assert res["ratio"] > 0 and math.isfinite(res["ratio"])
-    assert "plain PyTorch loop" in (tmp_path / "README.md").read_text()
+    for side in ("plain", "lightning", "zoo"):
+        assert len(res[f"{side}_epoch_s"]) == 1 and len(res[f"{side}_epoch_s"][0]) == 2
+        assert all(t > 0 for t in res[f"{side}_epoch_s"][0])
+    assert res["ratio"] > 0 and math.isfinite(res["ratio"]) and math.isfinite(res["lightning_ratio"])
+    assert res["steps_per_epoch"] > 0
+    text = (tmp_path / "README.md").read_text()
+    assert "plain PyTorch loop" in text and "bare Lightning" in text and f"{res['ratio']:.3f}" in text
 
 
 def test_compute_benchmark_mechanics(tmp_path):

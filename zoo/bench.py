@@ -40,7 +40,10 @@ BENCH_DIR = zoo_conf.CONF_DIR / "bench"
 # the parts of a composed config that decide what a run computes; the rest (paths, loggers,
 # progress bars, keys added later with neutral defaults) does not make a recorded run stale
 _COMPUTE_KEYS = ("experiment_name", "seed", "model", "data", "task", "optimizer", "scheduler",
-                 "scheduler_interval", "trainer")
+                 "scheduler_interval", "trainer", "callbacks")
+# callbacks that only display or log (the rest -- checkpointing, early stopping, EMA -- decide
+# what is computed or which checkpoint is tested)
+_DISPLAY_CALLBACKS = ("progress_bar", "lr_monitor")
 
 
 class SuiteError(ValueError):
@@ -105,6 +108,9 @@ def _strip(cfg: dict) -> dict:
     for k in ("default_root_dir", "enable_progress_bar", "enable_model_summary"):
         trainer.pop(k, None)
     out["trainer"] = trainer
+    if out.get("callbacks"):
+        out["callbacks"] = {k: ({kk: vv for kk, vv in v.items() if kk != "dirpath"} if isinstance(v, dict) else v)
+                            for k, v in out["callbacks"].items() if k not in _DISPLAY_CALLBACKS}
     return out
 
 

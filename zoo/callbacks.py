@@ -5,7 +5,20 @@ import resource
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 import torch
+
+
+class ZooProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar, showing the task's latest step loss (``last_train_loss``, written
+    every ``log_every_n_steps``) beside the metrics logged with ``prog_bar=True``."""
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = getattr(pl_module, "last_train_loss", None)
+        if loss is not None and trainer.training:
+            metrics = {"loss": f"{loss:.3g}", **metrics}
+        return metrics
 
 
 class RunStats(L.Callback):

@@ -37,8 +37,8 @@ class ClassificationTask(ZooTask):
     (``_EpochAccumulator``); the torchmetrics objects receive them in one ``update`` every
     ``flush_every`` batches and on the epoch's last batch, and are logged once per epoch
     (Lightning computes, syncs across processes and resets a logged metric object at the
-    epoch's end). The step loss is logged only on the steps the logger writes
-    (``log_every_n_steps``). The figures are exactly those of per-step updates: accuracy and F1
+    epoch's end). The step loss is written to the loggers directly, on the steps Lightning's
+    logger cadence would write (``log_every_n_steps``). The figures are exactly those of per-step updates: accuracy and F1
     are integer counts, and the loss is summed in the same order as Lightning's own mean.
 
     Args:
@@ -97,6 +97,7 @@ class ClassificationTask(ZooTask):
         self.test_confusion = (BinaryConfusionMatrix() if binary
                                else MulticlassConfusionMatrix(num_classes))
         self.confusion: torch.Tensor | None = None
+        self.last_train_loss: float | None = None  # the last step loss written (progress bar)
 
     def _metrics(self, prefix: str) -> MetricCollection:
         if self.binary:
@@ -117,6 +118,18 @@ class ClassificationTask(ZooTask):
             return True
         every = max(1, int(trainer.log_every_n_steps or 1))
         return (self.global_step + 1) % every == 0 or self.global_step == 0
+
+    def _log_step_loss(self, loss: torch.Tensor) -> None:
+        """Write the step loss straight to the loggers (``train/loss_step``) and keep it for the
+        progress bar (``last_train_loss``). Going through ``self.log`` would make Lightning
+        gather, convert and hand on the logged values on every step, not only on these."""
+        value = float(loss.detach())
+        self.last_train_loss = value
+        trainer = self._trainer
+        if trainer is None:
+            return
+        for logger in trainer.loggers:
+            logger.log_metrics({"train/loss_step": value, "epoch": self.current_epoch}, step=self.global_step)
 
     def _step(self, batch, stage: str, batch_idx: int = 0):
         x, y = batch
@@ -148,7 +161,7 @@ class ClassificationTask(ZooTask):
             self.log(name, self._mean_loss(stage), on_step=False, on_epoch=True, prog_bar=True)
             self.log_dict(self._stage_metrics(stage), on_step=False, on_epoch=True, prog_bar=stage != "train")
         if stage == "train" and self._logger_writes_this_step():
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            self._log_step_loss(loss)
         return loss
 
     # -- epoch-level metrics ----------------------------------------------------------------------
