@@ -68,6 +68,9 @@ class ImageClassificationDataModule(L.LightningDataModule):
             e.g. ``[5, 6, 7, 8, 9]`` (transfer between disjoint class sets).
         normalize: ``[mean, std]`` (per channel) replacing the dataset's own statistics, e.g. those
             a pretrained net was trained with.
+        resize_to: first resize the native image (bilinearly) to this side, then pad it to
+            ``image_size``: e.g. 8x8 digits drawn into a 20x20 box on a 32x32 canvas, the framing
+            of MNIST digits (20x20 inside 28x28) that LeNet-5 sees.
     """
 
     name: str = "dataset"
@@ -93,6 +96,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         normalize: Sequence[Sequence[float]] | None = None,
         classes: Sequence[int] | None = None,
+        resize_to: int | None = None,
     ):
         super().__init__()
         self.subset = None
@@ -114,6 +118,11 @@ class ImageClassificationDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.image_size = image_size or self.native_size
+        if resize_to is not None and not (0 < resize_to <= self.image_size
+                                          and (self.image_size - resize_to) % 2 == 0):
+            raise ValueError(f"{self.name}: resize_to must be positive, at most image_size "
+                             f"({self.image_size}) and differ from it by an even number, got {resize_to}")
+        self.resize_to = resize_to
         self.in_chans = in_chans or self.native_chans
         if self.in_chans not in (self.native_chans, 3):
             raise ValueError(f"{self.name}: in_chans must be {self.native_chans} or 3, got {in_chans}")
@@ -153,6 +162,9 @@ class ImageClassificationDataModule(L.LightningDataModule):
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
+        if self.resize_to is not None and self.resize_to != x.shape[-1]:
+            r = self.resize_to
+            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=r < x.shape[-1])
         h = x.shape[-1]
         s = self.image_size
         if s > h and (s - h) % 2 == 0:
@@ -232,6 +244,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
             "val_size": len(self.val_set) if self.val_set is not None else None,
             "test_size": len(self.test_set) if self.test_set is not None else None,
             "input_shape": [self.in_chans, self.image_size, self.image_size],
+            **({"resize_to": self.resize_to} if self.resize_to is not None else {}),
             "num_classes": self.num_classes,
             "class_names": self.class_names,
         }

@@ -287,3 +287,46 @@ def test_default_suite_covers_every_embedded_experiment(tmp_path):
             embedded.append(path.stem)
     assert sorted(suite["experiments"]) == embedded
     assert set(bench.load_suite("cnn_mnist5k")["experiments"]) <= set(suite["experiments"])
+
+
+def test_data_pipeline_benchmark_mechanics(tmp_path):
+    from zoo import bench_data
+
+    rc = bench_data.main(["--experiments", "mlp_digits8x8", "--rounds", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    text = (tmp_path / "README.md").read_text()
+    rows = (tmp_path / "data.csv").read_text().splitlines()
+    assert rows[0].startswith("experiment,") and rows[1].startswith("mlp_digits8x8,")
+    assert "mlp_digits8x8" in text and "headroom" in text
+    with pytest.raises(SystemExit):
+        bench_data.main(["--experiments", "no_such_experiment", "--out", str(tmp_path)])
+
+
+def test_scaling_benchmark_configurations_and_report():
+    from zoo import bench_scaling
+
+    names = [c["name"] for c in bench_scaling.configurations(cuda_devices=0)]
+    assert names == ["cpu x1", "cpu ddp x2"]
+    names = [c["name"] for c in bench_scaling.configurations(cuda_devices=4)]
+    assert names == ["cpu x1", "cpu ddp x2", "gpu x1", "gpu ddp x4"]
+    with pytest.raises(SystemExit):  # the benchmark picks the trainer itself
+        bench_scaling.main(["trainer=gpu"])
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is needed")
+def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
+    from zoo import bench_scaling
+
+    rc = bench_scaling.main(["experiment=mlp_digits8x8", "--epochs", "2", "--repeats", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "scaling.json").read_text())
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["cpu x1"]["speedup"] == 1.0
+    assert rows["cpu ddp x2"]["runs"][0]["devices"] == 2
+    assert rows["cpu ddp x2"]["runs"][0]["strategy"] == "DDPStrategy"
+    # both configurations saw the whole training split every epoch (the distributed sampler pads
+    # the split to a multiple of the process count)
+    assert 0 <= rows["cpu ddp x2"]["examples_per_epoch"] - rows["cpu x1"]["examples_per_epoch"] < 2
+    assert all(0 < a <= 1 for r in rows.values() for a in r["val_acc"])
+    assert "cpu ddp x2" in (tmp_path / "README.md").read_text()

@@ -234,6 +234,8 @@ _EXTRA_REPORTS = [
     ("throughput/README.md", "Throughput against torchvision (`zoo-bench-throughput`)"),
     ("compute/README.md", "Compute efficiency against the measured peak (`zoo-bench-compute`)"),
     ("overhead/README.md", "Harness overhead against a plain PyTorch loop (`zoo-bench-overhead`)"),
+    ("data/README.md", "Data pipeline throughput against what the model consumes (`zoo-bench-data`)"),
+    ("scaling/README.md", "Scaling: 1 vs 2 DDP processes, and GPUs when present (`zoo-bench-scaling`)"),
 ]
 
 

@@ -186,6 +186,7 @@ def train(cfg: DictConfig) -> dict:
         "train_time_s": round(stats.train_time_s, 3),
         "fit_wall_s": round(fit_wall_s, 3),
         "throughput_samples_per_s": round(stats.throughput, 1),
+        "train_samples": int(stats.train_samples),  # examples seen in training, all processes
         "peak_memory": stats.peak_memory_mb(),
         "devices": int(trainer.world_size),
         "strategy": type(trainer.strategy).__name__,
