@@ -156,3 +156,37 @@ def test_config_stored_in_checkpoint_is_plain_data(tmp_path, quick):
     ckpt = torch.load(rec["best_checkpoint"], weights_only=True)  # no pickled objects
     assert ckpt["zoo"]["net_spec"]["name"] == "mlp"
     assert OmegaConf.create(ckpt["zoo"]["config"]).data._target_ == "datamodules.MNIST5kDataModule"
+
+
+def test_resumed_run_is_identical_to_an_uninterrupted_one(tmp_path):
+    """Stop a run after 2 of 4 epochs, resume it from last.ckpt: the weights and metrics at the
+    end are exactly those of the same run never stopped (shuffling and augmentation included)."""
+    import lightning as L
+
+    from zoo.train import build
+
+    over = ["experiment=lenet5_mnist5k", "trainer=cpu", "trainer.max_epochs=4", "trainer.limit_train_batches=5",
+            "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false", "logger=none", "test=false"]
+    whole = train(compose_train(over, tmp_path / "whole"))
+
+    class StopAfterTwoEpochs(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                trainer.should_stop = True
+
+    cfg = compose_train(over, tmp_path / "stopped")
+    L.seed_everything(cfg.seed, workers=True)
+    dm, task, trainer, _ = build(cfg)
+    trainer.callbacks.append(StopAfterTwoEpochs())
+    trainer.fit(task, datamodule=dm)
+    assert trainer.current_epoch == 2
+    last = tmp_path / "stopped" / "run" / "checkpoints" / "last.ckpt"
+    resumed = train(compose_train([*over, f"ckpt_path={last}"], tmp_path / "resumed"))
+
+    assert resumed["epochs"] == whole["epochs"] == 4 and resumed["global_steps"] == whole["global_steps"]
+    a = torch.load(tmp_path / "whole" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["val"] == whole["val"]

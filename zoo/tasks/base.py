@@ -5,12 +5,20 @@ A checkpoint written by a ``ZooTask`` holds, beside Lightning's own state, a ``"
 ``{"task_class": "module.Class", "net_spec": {"name": ..., "kwargs": ...}, "config": {...}}``:
 ``load_task(path)`` rebuilds the net from the registry with those arguments, then restores the
 weights, so a user never re-states the model config.
+
+It also holds the random-number generators' states (torch, CUDA, NumPy, Python) at the moment
+it was written. Lightning restores weights, optimizer, scheduler and loop counters on
+``ckpt_path=...``; the zoo restores the generators as training resumes (after the sanity
+check, which draws from them), so the shuffling and the augmentation of the remaining epochs
+are those the uninterrupted run would have drawn, and a run resumed from a checkpoint written
+at the end of an epoch (``last.ckpt``) ends bit-identical to it.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 import logging
+import random
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -116,7 +124,61 @@ class ZooTask(L.LightningModule):
             "task_class": f"{type(self).__module__}.{type(self).__qualname__}",
             "net_spec": self.net_spec,
             "config": self.run_config,
+            "rng_states": capture_rng_states(),
         }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resume_rng_states = (checkpoint.get("zoo") or {}).get("rng_states")
+
+    # The generators are set back to the checkpoint's states just before the training loop
+    # builds its first data iterator (which draws from them): at the start of fit, and again
+    # after the sanity check, which draws from them too. In the uninterrupted run that
+    # iterator was built right after the checkpoint was written.
+    def on_fit_start(self) -> None:
+        self._restore_resume_rng()
+
+    def on_validation_end(self) -> None:
+        if self._trainer is not None and self.trainer.sanity_checking:
+            self._restore_resume_rng()
+
+    def on_train_start(self) -> None:
+        self._resume_rng_states = None  # training has begun: later validations keep their draws
+
+    def _restore_resume_rng(self) -> None:
+        states = getattr(self, "_resume_rng_states", None)
+        if states is not None:
+            restore_rng_states(states)
+
+
+def capture_rng_states() -> dict:
+    """The states of the generators training draws from, as plain data (tensors, ints, tuples:
+    loadable with ``torch.load(weights_only=True)``)."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Set the generators to states written by :func:`capture_rng_states`."""
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _read_checkpoint(path: str | Path) -> dict:
