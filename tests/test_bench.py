@@ -287,6 +287,18 @@ def test_default_suite_covers_every_embedded_experiment(tmp_path):
             embedded.append(path.stem)
     assert sorted(suite["experiments"]) == embedded
     assert set(bench.load_suite("cnn_mnist5k")["experiments"]) <= set(suite["experiments"])
+    # ... and the command behind every other committed report
+    import re
+
+    reproduce = set()
+    for readme in sorted((ROOT / "reports").glob("*/**/README.md")):
+        if readme.parent.name in ("runs", "bench"):
+            continue
+        text = readme.read_text()
+        m = re.search(r"Reproduce with:\n\n    (\S.*)\n", text) or re.search(r"Reproduce the sweep: `([^`]+)`", text)
+        assert m, f"{readme} names no command that reproduces it"
+        reproduce.add(m.group(1).strip())
+    assert reproduce and reproduce <= set(suite["benchmarks"]), reproduce - set(suite["benchmarks"])
 
 
 def test_data_pipeline_benchmark_mechanics(tmp_path):
@@ -330,3 +342,38 @@ def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
     assert 0 <= rows["cpu ddp x2"]["examples_per_epoch"] - rows["cpu x1"]["examples_per_epoch"] < 2
     assert all(0 < a <= 1 for r in rows.values() for a in r["val_acc"])
     assert "cpu ddp x2" in (tmp_path / "README.md").read_text()
+
+
+def test_suite_benchmarks_run_after_the_runs_and_resume(tmp_path):
+    """A suite's benchmark commands run once after its training runs, are recorded in the book,
+    and are skipped by the next call; an unknown command is refused when the suite is loaded."""
+    import io
+
+    data_out = tmp_path / "data"
+    suite_file = tmp_path / "mini.yaml"
+    suite_file.write_text("seeds: [0]\nexperiments: [mlp_digits8x8]\n"
+                          f"overrides: {json.dumps(QUICK)}\n"
+                          f"benchmarks: ['zoo-bench-data --experiments mlp_digits8x8 --rounds 1 --out {data_out}']\n")
+    suite = bench.load_suite(str(suite_file))
+    reports, logs = tmp_path / "reports", tmp_path / "logs"
+    out = io.StringIO()
+    assert bench.run_suite(suite, reports, logs, out=out) == 0
+    assert (data_out / "README.md").exists(), out.getvalue()
+    book = json.loads((reports / "bench" / "mini.json").read_text())
+    (command, entry), = book["benchmarks"].items()
+    assert command.startswith("zoo-bench-data") and entry["rc"] == 0 and entry["wall_s"] > 0
+    stamp = (data_out / "README.md").stat().st_mtime_ns
+
+    out = io.StringIO()
+    bench.run_suite(suite, reports, logs, dry_run=True, out=out)
+    assert "done  benchmark: zoo-bench-data" in out.getvalue()
+    assert bench.run_suite(suite, reports, logs, out=io.StringIO()) == 0
+    assert (data_out / "README.md").stat().st_mtime_ns == stamp  # not run again
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments: [mlp_digits8x8]\nbenchmarks: ['zoo-bench-nothing']\n")
+    with pytest.raises(bench.SuiteError, match="no command"):
+        bench.load_suite(str(bad))
+    bad.write_text("experiments: [mlp_digits8x8]\nbenchmarks: ['rm -rf /']\n")
+    with pytest.raises(bench.SuiteError, match="zoo command"):
+        bench.load_suite(str(bad))

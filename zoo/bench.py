@@ -19,6 +19,12 @@ re-run, not silently kept; paths, loggers and progress bars do not matter.
 The suite's own record (``reports/bench/<suite>.json``) keeps, per run, the wall time of the
 whole process (start-up, training, evaluation, writing) and when it ran; its total is the
 suite's cost on this machine. It is rewritten atomically after every run.
+
+A suite may also list ``benchmarks``: the commands that write the other reports (throughput,
+compute, overhead, data pipeline, scaling, a hyperparameter sweep), run after the training runs,
+one at a time, each recorded in the book when it succeeds; a recorded one is skipped on the
+next call (``--force`` runs it again, ``--no-benchmarks`` skips them all). The default suite
+lists every such command, so that ``zoo-bench`` regenerates every table under ``reports/``.
 """
 from __future__ import annotations
 
@@ -71,8 +77,27 @@ def load_suite(name: str) -> dict:
                          f"see conf/experiment/")
     suite.setdefault("seeds", [0, 1, 2])
     suite.setdefault("overrides", [])
+    suite.setdefault("benchmarks", [])
+    for command in suite["benchmarks"]:
+        benchmark_argv(command, name)  # an unknown command fails now, not after the runs
     suite["name"] = name
     return suite
+
+
+def benchmark_argv(command: str, suite: str = "") -> list[str]:
+    """``zoo-bench-overhead --repeats 8`` -> ``[python, -m, zoo.bench_overhead, --repeats, 8]``:
+    a suite's benchmark command, run with this interpreter (no shell)."""
+    import importlib.util
+    import shlex
+
+    words = shlex.split(command)
+    if not words or not words[0].startswith("zoo-"):
+        raise SuiteError(f"suite {suite!r}: benchmark {command!r} must start with a zoo command (zoo-...)")
+    module = "zoo." + words[0][len("zoo-"):].replace("-", "_")
+    if module == "zoo.bench" or importlib.util.find_spec(module) is None:
+        raise SuiteError(f"suite {suite!r}: benchmark {command!r}: no command {words[0]!r} "
+                         f"(see [project.scripts] in pyproject.toml)")
+    return [sys.executable, "-m", module, *words[1:]]
 
 
 def compose(experiment: str, seed: int, overrides: list[str]) -> dict:
@@ -140,7 +165,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | None = None,
-              force: bool = False, dry_run: bool = False, out=None) -> int:
+              force: bool = False, dry_run: bool = False, out=None, benchmarks: bool = True) -> int:
     out = out or sys.stdout
     seeds = list(seeds if seeds is not None else suite["seeds"])
     jobs = [(e, s) for s in seeds for e in suite["experiments"]]
@@ -148,6 +173,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     book = json.loads(record_path.read_text()) if record_path.exists() else {}
     book.setdefault("suite", suite["name"])
     book.setdefault("runs", {})
+    book.setdefault("benchmarks", {})
 
     todo = []
     for e, s in jobs:
@@ -158,9 +184,13 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     _borrow_wall_times(book, [(e, s) for e, s, d in todo if d], reports_dir, suite["name"])
     print(f"suite {suite['name']}: {len(jobs)} runs ({len(suite['experiments'])} experiments x "
           f"seeds {seeds}); {n_done} already recorded, {len(jobs) - n_done} to run", file=out)
+    bench_todo = [(c, not force and (book["benchmarks"].get(c) or {}).get("rc") == 0)
+                  for c in (suite["benchmarks"] if benchmarks else [])]
     if dry_run:
         for e, s, d in todo:
             print(f"  {'done' if d else 'todo'}  {e} seed={s}", file=out)
+        for c, d in bench_todo:
+            print(f"  {'done' if d else 'todo'}  benchmark: {c}", file=out)
         return 0
 
     failures = []
@@ -199,6 +229,25 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
         print(f"{acc_s}{_fmt_s(wall)} (elapsed {_fmt_s(elapsed)}, ETA {_fmt_s(eta)})", file=out, flush=True)
 
     _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+    pending = [c for c, d in bench_todo if not d]
+    for i, command in enumerate(pending, 1):
+        log_path = log_dir / f"benchmark-{i}.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        print(f"[benchmark {i}/{len(pending)}] {command} ... ", end="", flush=True, file=out)
+        t0 = time.perf_counter()
+        with open(log_path, "w") as log:
+            rc = subprocess.call(benchmark_argv(command, suite["name"]), stdout=log, stderr=subprocess.STDOUT)
+        wall = time.perf_counter() - t0
+        from zoo.runinfo import git_info
+
+        book["benchmarks"][command] = {"rc": rc, "wall_s": round(wall, 1), "log": str(log_path),
+                                       "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                       "commit": git_info().get("commit")}
+        _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+        if rc != 0:
+            failures.append((f"benchmark {command!r}", None, log_path))
+        print(("done" if rc == 0 else f"FAILED (exit {rc}); log: {log_path}") + f" in {_fmt_s(wall)}",
+              file=out, flush=True)
     from zoo.report import write_report
 
     write_report(reports_dir)
@@ -207,7 +256,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
           f"recorded wall time of the suite's runs: {_fmt_s(total or 0)}; report: {reports_dir / 'README.md'}",
           file=out)
     for e, s, log_path in failures:
-        print(f"  failed: {e} seed={s} (log: {log_path})", file=out)
+        print(f"  failed: {e}" + (f" seed={s}" if s is not None else "") + f" (log: {log_path})", file=out)
     return 1 if failures else 0
 
 
@@ -292,6 +341,9 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
     book["complete"] = len(runs) == len(wanted)
     book["total_wall_s"] = round(sum(r["wall_s"] for r in runs.values()), 1)
     book["total_train_s"] = round(sum(r.get("train_time_s") or 0 for r in runs.values()), 1)
+    wanted_b = set(suite.get("benchmarks", []))
+    book["benchmarks"] = {c: v for c, v in book.get("benchmarks", {}).items() if c in wanted_b}
+    book["benchmarks_wall_s"] = round(sum(v["wall_s"] for v in book["benchmarks"].values()), 1)
     from zoo.runinfo import hardware, hardware_summary
 
     book["hardware"] = hardware_summary(hardware())
@@ -303,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("suite", nargs="?", default="embedded",
                    help="suite name (conf/bench/<suite>.yaml) or the path of a suite file")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
-    p.add_argument("--force", action="store_true", help="re-run recorded runs too")
+    p.add_argument("--force", action="store_true", help="re-run recorded runs (and benchmarks) too")
+    p.add_argument("--no-benchmarks", action="store_true",
+                   help="only the training runs, not the suite's benchmark commands")
     p.add_argument("--dry-run", action="store_true", help="list what would run and stop")
     p.add_argument("--list", action="store_true", help="list the suites and stop")
     p.add_argument("--verify", action="store_true",
@@ -325,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verify:
         return verify_suite(suite, Path(args.reports), Path(args.logs) / suite["name"], seeds)
     return run_suite(suite, Path(args.reports), Path(args.logs) / suite["name"], seeds,
-                     args.force, args.dry_run)
+                     args.force, args.dry_run, benchmarks=not args.no_benchmarks)
 
 
 if __name__ == "__main__":
