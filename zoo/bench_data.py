@@ -30,25 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 from zoo.runinfo import machine_line, write_rows_csv
 
 DEFAULT_EXPERIMENTS = ("mlp_mnist5k", "lenet5_mnist5k", "resnet20_mnist5k", "mobilenet_v2_mnist5k",
                        "mlp_digits8x8", "mnist5k_to_digits8x8_50shot_full")
-
-
-def _compose(experiment: str, workers: int, out_dir: Path):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from zoo.conf import CONF_DIR
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"experiment={experiment}", f"++data.num_workers={workers}",
-                                           f"paths.output_dir={out_dir}", "command=zoo-bench-data"])
 
 
 def _loader_pass(loader, augment) -> tuple[float, int]:
@@ -77,19 +64,13 @@ def _model_steps(net, opt, batches, smoothing: float) -> float:
 
 
 def measure(experiment: str, workers: int, rounds: int) -> dict:
-    import lightning as L
-    from hydra.utils import instantiate
+    from zoo.bench_overhead import _compose, _setup
 
+    # built as the overhead benchmark builds them: seeded datamodule, model and optimizer
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _compose(experiment, workers, Path(tmp))
-    L.seed_everything(cfg.seed, workers=True)
-    dm = instantiate(cfg.data, _convert_="all")
-    net = instantiate(cfg.model, _convert_="all")
-    dm.prepare_data()
-    dm.setup("fit")
-    loader = dm.train_dataloader()
+        cfg = _compose([f"experiment={experiment}", f"++data.num_workers={workers}"], Path(tmp))
+    dm, net, loader, opt, _ = _setup(cfg, epochs=1)
     augment = dm.augment
-    opt = instantiate(cfg.optimizer, _convert_="all")(net.parameters())
     smoothing = float(cfg.task.get("label_smoothing", 0.0))
     net.train()
     # the model side trains on a pass's worth of batches held in memory, augmented beforehand
