@@ -90,6 +90,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "task": first.get("task", ""),
             "model": first["model"],
             "dataset": first.get("data", {}).get("dataset", ""),
+            "test_size": first.get("data", {}).get("test_size"),
             "seeds": [r["seed"] for r in rs],
             "params": first["params"],
             "flops": run_flops(first),
@@ -118,17 +119,24 @@ def transfer_table(rows: list[dict]) -> list[str]:
     """For experiments named ``<task>_<N>shot_<arm>`` (the transfer benchmarks): test accuracy per
     arm and label count, and each fine-tuning arm's difference from the ``scratch`` arm."""
     groups: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(dict)
+    test_sizes: dict[str, set] = defaultdict(set)
     for r in rows:
         m = _SHOT.match(r["experiment"])
         if m and r["test"].get("test/acc"):
             groups[m["task"]][(m["arm"], int(m["shots"]))] = r["test"]["test/acc"]
+            test_sizes[m["task"]].add(r.get("test_size"))
     out = []
     for task, cells in sorted(groups.items()):
         shots = sorted({n for _, n in cells})
         arms = sorted({a for a, _ in cells}, key=lambda a: (a != "scratch", a))
         out.append(f"\n### Transfer: {task}\n")
+        sizes = test_sizes[task]
+        size_note = ""
+        if len(sizes) == 1 and None not in sizes:
+            n_test = sizes.pop()
+            size_note = f" Test split: {n_test} images, so one image is {100 / n_test:.2f} points."
         out.append("Test accuracy (%), mean ± std over seeds; Δ = mean difference from training from scratch "
-                   "on the same labels.\n")
+                   f"on the same labels.{size_note}\n")
         out.append("| arm | " + " | ".join(f"{n} labels/class | Δ" for n in shots) + " |")
         out.append("|---|" + "---|---|" * len(shots))
         for arm in arms:
