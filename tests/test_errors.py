@@ -81,3 +81,11 @@ def test_models_cli_lists_models():
     assert r.returncode == 0 and "lenet5" in r.stdout and "60,850" in r.stdout
     r = run_cli("zoo.models_cli", "nothing*")
     assert r.returncode == 1 and "no registered model" in r.stderr
+
+
+def test_unknown_weight_name_is_one_line_not_a_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "zoo.eval", "weights=lenet5.nosuchtag", "trainer=cpu",
+                        f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert "zoo-eval:" in r.stderr and "lenet5.nosuchtag" in r.stderr
+    assert "Traceback" not in r.stderr
