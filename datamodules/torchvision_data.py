@@ -68,6 +68,7 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
         num_workers: int = 0,
         normalize: Sequence[Sequence[float]] | None = None,
         classes: Sequence[int] | None = None,
+        resize_to: int | None = None,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -84,6 +85,7 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
             num_workers=num_workers,
             normalize=normalize,
             classes=classes,
+            resize_to=resize_to,
         )
         self.data_dir = str(data_dir)
         self.download = download
