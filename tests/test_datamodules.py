@@ -98,3 +98,20 @@ def test_augmentations_keep_shape_and_are_seeded():
     assert torch.allclose(RandomAffine(degrees=0, translate=0, scale=(1, 1))(x), x, atol=1e-5)
     y = RandomCropFlip(padding=4, flip_p=0.0)(x)
     assert y.shape == x.shape
+
+
+def test_resize_to_draws_the_image_into_a_box_then_pads():
+    """8x8 digits in MNIST's framing: resized to 20x20, padded with background to 32x32."""
+    dm = Digits8x8DataModule(batch_size=16, image_size=32, resize_to=20, normalize=[[0.1307], [0.3081]])
+    dm.setup("fit")
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 1, 32, 32)
+    background = (0.0 - 0.1307) / 0.3081
+    border = torch.cat([x[..., :6, :].flatten(), x[..., -6:, :].flatten(), x[..., :, :6].flatten(),
+                        x[..., :, -6:].flatten()])
+    assert torch.allclose(border, torch.full_like(border, background))
+    assert (x[..., 6:26, 6:26] > background + 1e-3).any()  # the digit is in the box
+    assert dm.describe()["resize_to"] == 20
+    for bad in (0, 33, 21):  # not positive, larger than the canvas, odd margin
+        with pytest.raises(ValueError, match="resize_to"):
+            Digits8x8DataModule(image_size=32, resize_to=bad)
