@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo import conf as zoo_conf
 from zoo.tasks import load_task
+from zoo.weights import user_errors
 
 
 def task_from_weights(name: str):
@@ -70,23 +70,10 @@ def evaluate(cfg: DictConfig) -> dict:
     return metrics
 
 
-@contextmanager
-def _user_errors(prog: str):
-    """A bad weight name, file or hash is the user's to fix: one line saying what to do, exit
-    status 2, no traceback (Hydra would print one)."""
-    from zoo.weights import WeightsError
-
-    try:
-        yield
-    except WeightsError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 @hydra.main(version_base="1.3", config_path=str(zoo_conf.CONF_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
     L.seed_everything(0, workers=True, verbose=False)
-    with _user_errors("zoo-eval"):
+    with user_errors("zoo-eval"):
         evaluate(cfg)
 
 

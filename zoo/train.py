@@ -19,7 +19,6 @@ import logging
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from zoo.callbacks import RunStats
 from zoo.flops import count_flops
 from zoo.registry import count_parameters
 from zoo.runinfo import git_info, hardware, library_versions
+from zoo.weights import user_errors
 
 log = logging.getLogger("zoo.train")
 
@@ -264,22 +264,9 @@ def _print_summary(record: dict, out_dir: Path) -> None:
           + f" | {out_dir}", file=sys.stderr)
 
 
-@contextmanager
-def _user_errors(prog: str):
-    """A bad weight name, file or hash is the user's to fix: one line saying what to do, exit
-    status 2, no traceback (Hydra would print one)."""
-    from zoo.weights import WeightsError
-
-    try:
-        yield
-    except WeightsError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 @hydra.main(version_base="1.3", config_path=str(zoo_conf.CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    with _user_errors("zoo-train"):
+    with user_errors("zoo-train"):
         record = train(cfg)
     if not record or not record.get("val"):  # other DDP ranks; fast_dev_run (no validation pass)
         return None

@@ -26,7 +26,9 @@ import logging
 import os
 import shutil
 import struct
+import sys
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,17 @@ _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, zip (torch.save)
 
 class WeightsError(ValueError):
     """A weight that cannot be used: unknown name, missing file, wrong hash or format."""
+
+
+@contextmanager
+def user_errors(prog: str):
+    """Around a command's work: a bad weight name, file or hash is the user's to fix, so it ends
+    the command with one line saying what to do and exit status 2, not a traceback."""
+    try:
+        yield
+    except WeightsError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 class UnknownWeightsError(WeightsError, KeyError):
