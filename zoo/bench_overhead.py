@@ -14,9 +14,10 @@ epochs, in one process:
   ``zoo-train`` takes, less the progress bar (a display);
 * **plain**: a hand-written loop over the same ``DataLoader`` -- augment, forward, loss,
   backward, optimizer step, scheduler step, running loss and accuracy;
-* **bare Lightning**: a ``LightningModule`` whose training step returns the loss, under a
-  ``Trainer`` with no logger, metrics, validation or checkpointing -- what Lightning's own loop
-  costs, for reference.
+* **bare Lightning**: a ``LightningModule`` whose training step computes the loss and steps
+  the optimizer by hand (manual optimization, as the zoo's tasks do), under a ``Trainer`` with
+  no logger, metrics, validation or checkpointing -- what Lightning's own loop costs, for
+  reference.
 
 The figure is the training-epoch time, measured alike on every side: from the start of an
 epoch to the end of its last training batch (validation and checkpointing excluded; they are
@@ -109,6 +110,10 @@ def plain_loop(cfg, epochs: int) -> list[float]:
             loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.trainer.gradient_clip_val:
+                clip_fn = (torch.nn.utils.clip_grad_norm_ if cfg.trainer.gradient_clip_algorithm == "norm"
+                           else torch.nn.utils.clip_grad_value_)
+                clip_fn(net.parameters(), cfg.trainer.gradient_clip_val)
             opt.step()
             if sched is not None and cfg.scheduler_interval == "step":
                 sched.step()
@@ -122,10 +127,11 @@ def plain_loop(cfg, epochs: int) -> list[float]:
 
 
 def bare_lightning(cfg, epochs: int) -> list[float]:
-    """Train through a minimal ``LightningModule`` (loss only: no metrics, logging, validation,
-    checkpointing or callbacks beyond the epoch timer) under a Lightning ``Trainer``; return
-    the training time of every epoch. The gap between this side and the plain loop is
-    Lightning's own loop; the gap between it and the zoo is the zoo's additions."""
+    """Train through a minimal ``LightningModule`` (loss and a hand-made optimizer step, as the
+    zoo's tasks do: no metrics, logging, validation, checkpointing or callbacks beyond the
+    epoch timer) under a Lightning ``Trainer``; return the training time of every epoch. The
+    gap between this side and the plain loop is Lightning's own loop; the gap between it and
+    the zoo is the zoo's additions."""
     import lightning as L
 
     from zoo.callbacks import RunStats
@@ -134,10 +140,14 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
     smoothing = float(cfg.task.get("label_smoothing", 0.0))
     augment = dm.augment
 
+    clip = cfg.trainer.gradient_clip_val
+    step_interval = sched is not None and cfg.scheduler_interval == "step"
+
     class BareModule(L.LightningModule):
         def __init__(self):
             super().__init__()
             self.net = net
+            self.automatic_optimization = False
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -146,7 +156,20 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
             logits = self.net(x)
             if isinstance(logits, (tuple, list)):
                 logits = logits[0]
-            return F.cross_entropy(logits, y, label_smoothing=smoothing)
+            loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
+            o = self.optimizers()
+            o.zero_grad()
+            self.manual_backward(loss)
+            if clip:
+                self.clip_gradients(o, gradient_clip_val=clip, gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm)
+            o.step()
+            if step_interval:
+                self.lr_schedulers().step()
+            return loss.detach()
+
+        def on_train_epoch_end(self):
+            if sched is not None and not step_interval:
+                self.lr_schedulers().step()
 
         def configure_optimizers(self):
             if sched is None:
@@ -155,8 +178,7 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
 
     stats = RunStats()
     trainer = L.Trainer(max_epochs=epochs, accelerator=cfg.trainer.accelerator, devices=1,
-                        precision=cfg.trainer.precision, deterministic=cfg.trainer.deterministic,
-                        gradient_clip_val=cfg.trainer.gradient_clip_val, logger=False,
+                        precision=cfg.trainer.precision, deterministic=cfg.trainer.deterministic, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         limit_val_batches=0, num_sanity_val_steps=0, callbacks=[stats])
     trainer.fit(BareModule(), train_dataloaders=loader)

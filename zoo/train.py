@@ -103,6 +103,11 @@ def build(cfg: DictConfig):
     task_kwargs = {}
     if hasattr(dm, "class_names"):
         task_kwargs["class_names"] = list(dm.class_names)
+    # the tasks optimize manually (zoo.tasks.base): clipping is theirs, the trainer's setting is
+    # handed on (Lightning refuses trainer-side clipping under manual optimization)
+    if cfg.trainer.get("gradient_clip_val") is not None:
+        task_kwargs["gradient_clip_val"] = cfg.trainer.gradient_clip_val
+        task_kwargs["gradient_clip_algorithm"] = cfg.trainer.get("gradient_clip_algorithm") or "norm"
     task = instantiate(cfg.task, _convert_="all", net=net, optimizer=optimizer, scheduler=scheduler, **task_kwargs)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_dict(cfg.get("logger"))
@@ -113,7 +118,7 @@ def build(cfg: DictConfig):
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, gradient_clip_val=None)
     return dm, task, trainer, stats
 
 

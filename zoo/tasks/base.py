@@ -6,6 +6,16 @@ A checkpoint written by a ``ZooTask`` holds, beside Lightning's own state, a ``"
 ``load_task(path)`` rebuilds the net from the registry with those arguments, then restores the
 weights, so a user never re-states the model config.
 
+Optimization is manual (``automatic_optimization = False``), still in Lightning's own loop
+and strategies: ``training_step`` takes the subclass's ``training_loss``, then zeroes the
+gradients, calls ``manual_backward``, clips (in ``on_before_optimizer_step``, where mixed
+precision has already unscaled the gradients) and steps the optimizer and the scheduler. The
+arithmetic is that of Lightning's automatic loop, in the same order; what goes is the
+closure machinery and half a dozen hook dispatches per step, which on a small net cost more
+than the net's own step (``zoo-bench-overhead`` measures it). Gradient clipping is therefore
+a task argument (``gradient_clip_val``, ``gradient_clip_algorithm``); ``zoo-train`` passes
+``trainer.gradient_clip_val`` on to it. Gradient accumulation is not supported.
+
 It also holds the random-number generators' states (torch, CUDA, NumPy, Python) at the moment
 it was written. Lightning restores weights, optimizer, scheduler and loop counters on
 ``ckpt_path=...``; the zoo restores the generators as training resumes (after the sanity
@@ -42,10 +52,18 @@ class ZooTask(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         finetune: dict | None = None,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
     ):
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        if gradient_clip_algorithm not in ("norm", "value"):
+            raise ValueError(f"gradient_clip_algorithm must be 'norm' or 'value', got {gradient_clip_algorithm!r}")
+        self.automatic_optimization = False
+        self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm
+        self._stepped_epoch_scheduler = False
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -61,10 +79,57 @@ class ZooTask(L.LightningModule):
             logging.getLogger(__name__).warning("finetune: re-initialised the head %r (reset_head)", head)
         self.run_config: dict | None = None  # the resolved training config, stored in checkpoints
 
+    # Lightning sets ``_current_fx_name`` (a hook's name, or None) twice around every hook it
+    # calls: about thirty times per training step. ``nn.Module.__setattr__`` checks each
+    # assignment against parameters, buffers and submodules, which costs more than some small
+    # nets' layers. A string or None can be none of those, so it is stored directly.
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name"})
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ZooTask._PLAIN_ATTRIBUTES and (value is None or isinstance(value, str)):
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
 
     # -- optimisation ---------------------------------------------------------------------------
+    def training_loss(self, batch, batch_idx: int) -> torch.Tensor:
+        """The loss of one training batch (subclasses implement it; metrics are theirs too)."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        loss = self.training_loss(batch, batch_idx)
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()  # on_before_optimizer_step (clipping) runs inside, after any unscaling
+        if self.scheduler_factory is not None:
+            self._step_scheduler(batch_idx)
+        return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val,
+                                gradient_clip_algorithm=self.gradient_clip_algorithm)
+
+    def _step_scheduler(self, batch_idx: int) -> None:
+        """Step the scheduler where Lightning's automatic loop does: after every optimizer step
+        (``scheduler_interval='step'``), or after the epoch's last training batch."""
+        if self.scheduler_interval == "step":
+            self.lr_schedulers().step()
+            return
+        if batch_idx + 1 >= self.trainer.num_training_batches:  # inf for a loader of unknown length
+            self.lr_schedulers().step()
+            self._stepped_epoch_scheduler = True
+
+    def on_train_epoch_end(self) -> None:
+        if (self.scheduler_factory is not None and self.scheduler_interval == "epoch"
+                and not self._stepped_epoch_scheduler and self.trainer.num_training_batches == float("inf")):
+            self.lr_schedulers().step()  # a loader of unknown length: its end is known only now
+        self._stepped_epoch_scheduler = False
+
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("no optimizer configured: pass optimizer=functools.partial(torch.optim.X, ...)")

@@ -1,6 +1,7 @@
 """Classification: binary (one logit, sigmoid) and multiclass (C logits, softmax)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Sequence
 
 import torch
@@ -56,6 +57,8 @@ class ClassificationTask(ZooTask):
             ``(main, *aux)`` in training (GoogLeNet); metrics use the main head only.
         finetune: a fine-tuning preset (``zoo.finetune.FinetuneSpec`` fields: mode, groups,
             layer_decay, unfreeze_every), or None to train every parameter alike.
+        gradient_clip_val, gradient_clip_algorithm: clip the gradients' norm (or values) before
+            each optimizer step; ``zoo-train`` fills them from ``trainer.gradient_clip_val``.
     """
 
     def __init__(
@@ -71,8 +74,11 @@ class ClassificationTask(ZooTask):
         channels_last: bool = False,
         aux_loss_weight: float = 0.3,
         finetune: dict | None = None,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
     ):
-        super().__init__(net, optimizer, scheduler, scheduler_interval, finetune)
+        super().__init__(net, optimizer, scheduler, scheduler_interval, finetune,
+                         gradient_clip_val, gradient_clip_algorithm)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if binary is None:
@@ -100,12 +106,14 @@ class ClassificationTask(ZooTask):
         self.last_train_loss: float | None = None  # the last step loss written (progress bar)
 
     def _metrics(self, prefix: str) -> MetricCollection:
+        # validate_args=False: torchmetrics would check every update's values (torch.unique over
+        # the batch); ``_flush`` checks the targets' range itself, in one comparison
         if self.binary:
-            metrics = {"acc": BinaryAccuracy(), "f1": BinaryF1Score()}
+            metrics = {"acc": BinaryAccuracy(validate_args=False), "f1": BinaryF1Score(validate_args=False)}
         else:
             metrics = {
-                "acc": MulticlassAccuracy(self.num_classes, average="micro"),
-                "f1": MulticlassF1Score(self.num_classes, average="macro"),
+                "acc": MulticlassAccuracy(self.num_classes, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(self.num_classes, average="macro", validate_args=False),
             }
         return MetricCollection(metrics, prefix=prefix)
 
@@ -194,20 +202,35 @@ class ClassificationTask(ZooTask):
         pending = self._pending[stage]
         if len(pending):
             preds, target = pending.take_predictions()
-            self._stage_metrics(stage).update(preds, target)
-            if stage == "test":
-                self.test_confusion.update(preds, target)
+            self._check_targets(target, stage)
+            with _exact_counting():
+                self._stage_metrics(stage).update(preds, target)
+                if stage == "test":
+                    self.test_confusion.update(preds, target)
         if end_of_epoch and pending.loss_count:
             total, count = pending.take_loss()
             self._mean_loss(stage).update(total, count)
 
+    def _check_targets(self, target: torch.Tensor, stage: str) -> None:
+        """Refuse labels outside ``0..num_classes-1`` (``0..1`` for a binary task): a datamodule
+        whose ``num_classes`` is too small would otherwise be scored wrongly without a word."""
+        if target.numel() == 0:
+            return
+        high = 2 if self.binary else self.num_classes
+        if bool((target < 0).any() | (target >= high).any()):
+            found = sorted({int(t) for t in target.unique() if t < 0 or t >= high})
+            raise ValueError(f"{stage} labels {found[:10]} are outside 0..{high - 1}: the task was built "
+                             f"for num_classes={self.num_classes}; set data.num_classes (or "
+                             "task.num_classes) to the number of classes in the data")
+
     def on_train_epoch_end(self) -> None:
         self._flush("train", end_of_epoch=True)  # a no-op unless the loader's length was unknown
+        super().on_train_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         self._flush("val", end_of_epoch=True)
 
-    def training_step(self, batch, batch_idx):
+    def training_loss(self, batch, batch_idx):
         return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch, batch_idx):
@@ -233,6 +256,24 @@ class ClassificationTask(ZooTask):
             p = torch.sigmoid(logits.reshape(-1))
             return torch.stack([1 - p, p], dim=1)  # (B, 2)
         return logits.softmax(dim=-1)  # (B, C)
+
+
+@contextmanager
+def _exact_counting():
+    """Let torchmetrics count classes with ``torch.bincount``. Under deterministic mode it falls
+    back to comparing every prediction with every class pair (a ``(N, C*C)`` tensor), because
+    CUDA's bincount adds atomically, in no fixed order. Counting integers is exact in any order,
+    so the result is the same either way; only the deterministic flag is lifted, for the update."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    if not enabled:
+        yield
+        return
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
 
 
 class EpochMean(Metric):
