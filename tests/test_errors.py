@@ -89,3 +89,12 @@ def test_unknown_weight_name_is_one_line_not_a_traceback(tmp_path):
     assert r.returncode == 2
     assert "zoo-eval:" in r.stderr and "lenet5.nosuchtag" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_labels_outside_the_class_count_are_refused(tmp_path):
+    """A datamodule whose labels exceed the task's class count is an error that names the fix,
+    not a silently wrong accuracy."""
+    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true",
+                         "task.num_classes=5"], tmp_path)
+    with pytest.raises(ValueError, match=r"outside 0\.\.4.*num_classes"):
+        train(cfg)

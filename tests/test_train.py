@@ -190,3 +190,74 @@ def test_resumed_run_is_identical_to_an_uninterrupted_one(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["val"] == whole["val"]
+
+
+def test_trainer_gradient_clipping_reaches_the_task(tmp_path, quick):
+    """The tasks optimize manually, so zoo-train hands trainer.gradient_clip_val to the task; the
+    clip must then bound the gradient norm of every step."""
+    from zoo.train import build
+
+    cfg = compose_train(["experiment=mlp_digits8x8", *quick, "trainer.gradient_clip_val=0.01"], tmp_path)
+    dm, task, trainer, _ = build(cfg)
+    assert task.gradient_clip_val == 0.01 and trainer.gradient_clip_val is None
+    norms = []
+    original = task.on_before_optimizer_step
+
+    def record(optimizer):
+        original(optimizer)
+        grads = [p.grad.detach().flatten() for p in task.parameters() if p.grad is not None]
+        norms.append(float(torch.cat(grads).norm()))
+
+    task.on_before_optimizer_step = record
+    trainer.fit(task, datamodule=dm)
+    assert len(norms) == trainer.global_step > 0
+    assert max(norms) <= 0.01 * (1 + 1e-4)
+
+
+def test_manual_optimization_matches_lightning_automatic_loop(tmp_path, quick):
+    """The zoo's hand-made optimizer step (zero_grad, backward, clip, step, scheduler) gives the
+    weights Lightning's automatic optimization gives, step for step."""
+    import lightning as L
+    import torch.nn.functional as F
+    from hydra.utils import instantiate
+
+    from zoo.train import build
+
+    overrides = ["experiment=mlp_digits8x8", *quick, "trainer.gradient_clip_val=0.5", "augment=none",
+                 "scheduler=step", "scheduler.step_size=1", "callbacks=none", "logger=none", "seed=3"]
+    cfg = compose_train(overrides, tmp_path / "zoo")
+    L.seed_everything(3, workers=True)
+    dm, task, trainer, _ = build(cfg)
+    trainer.fit(task, datamodule=dm)
+
+    L.seed_everything(3, workers=True)
+    dm2 = instantiate(cfg.data, _convert_="all")
+    net = instantiate(cfg.model, _convert_="all")
+    smoothing = float(cfg.task.label_smoothing)
+    opt_factory = instantiate(cfg.optimizer, _convert_="all")
+    sched_factory = instantiate(cfg.scheduler, _convert_="all")
+
+    class Automatic(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.net(x), y, label_smoothing=smoothing)
+
+        def validation_step(self, batch, batch_idx):
+            pass
+
+        def configure_optimizers(self):
+            opt = opt_factory(self.parameters())
+            return {"optimizer": opt, "lr_scheduler": sched_factory(opt)}
+
+    ref = L.Trainer(max_epochs=2, limit_train_batches=4, accelerator="cpu", devices=1, deterministic=True,
+                    gradient_clip_val=0.5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, num_sanity_val_steps=2)
+    ref.fit(Automatic(), datamodule=dm2)
+    assert trainer.global_step == ref.global_step == 8
+    for (name, a), b in zip(task.net.state_dict().items(), net.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert task.lr_schedulers().get_last_lr() == ref.lr_scheduler_configs[0].scheduler.get_last_lr()

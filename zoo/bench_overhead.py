@@ -265,7 +265,7 @@ def render(res: dict, command: str) -> str:
         "| side | s/epoch | ratio to plain | overhead (s/epoch) | overhead (ms/step) |",
         "|---|---|---|---|---|",
         row("plain PyTorch loop", res["plain_median_s"], "1.000"),
-        row("bare Lightning (loss only)", res["lightning_median_s"], f"{res['lightning_ratio']:.3f}"),
+        row("bare Lightning (loss and optimizer step only)", res["lightning_median_s"], f"{res['lightning_ratio']:.3f}"),
         row("**zoo** (`zoo-train`'s path)", res["zoo_median_s"], f"**{res['ratio']:.3f}**"),
         "",
         f"{res['repeats']} repeats of {res['epochs']} epochs per side. Epoch times: medians over epochs "
