@@ -17,7 +17,8 @@ def learning_curves(history: list[dict], path: str | Path, title: str = "") -> P
     epochs = [r["epoch"] + 1 for r in history]
     keys = sorted({k.split("/", 1)[1] for r in history for k in r if "/" in k})
     panels = [k for k in ("loss", "acc", "f1") if k in keys] + [k for k in keys if k not in ("loss", "acc", "f1")]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.4))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.4), squeeze=False)
+    axes = axes[0]  # one row; a history with no metric columns still gets its learning-rate panel
     for ax, key in zip(axes, panels):
         for stage, style in (("train", "-"), ("val", "--")):
             ys = [r.get(f"{stage}/{key}") for r in history]
