@@ -98,3 +98,10 @@ def test_labels_outside_the_class_count_are_refused(tmp_path):
                          "task.num_classes=5"], tmp_path)
     with pytest.raises(ValueError, match=r"outside 0\.\.4.*num_classes"):
         train(cfg)
+
+
+def test_gradient_accumulation_is_refused_with_what_to_do(tmp_path):
+    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true",
+                         "+trainer.accumulate_grad_batches=4"], tmp_path)
+    with pytest.raises(ValueError, match="accumulate_grad_batches=4 is not supported.*batch_size"):
+        train(cfg)

@@ -105,6 +105,11 @@ def build(cfg: DictConfig):
         task_kwargs["class_names"] = list(dm.class_names)
     # the tasks optimize manually (zoo.tasks.base): clipping is theirs, the trainer's setting is
     # handed on (Lightning refuses trainer-side clipping under manual optimization)
+    accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
+    if accumulate != 1:
+        raise ValueError(f"trainer.accumulate_grad_batches={accumulate} is not supported: the zoo's tasks "
+                         "step the optimizer themselves (manual optimization in Lightning's loop); "
+                         "use a larger data.batch_size, or more devices")
     if cfg.trainer.get("gradient_clip_val") is not None:
         task_kwargs["gradient_clip_val"] = cfg.trainer.gradient_clip_val
         task_kwargs["gradient_clip_algorithm"] = cfg.trainer.get("gradient_clip_algorithm") or "norm"
