@@ -71,6 +71,11 @@ class ImageClassificationDataModule(L.LightningDataModule):
         resize_to: first resize the native image (bilinearly) to this side, then pad it to
             ``image_size``: e.g. 8x8 digits drawn into a 20x20 box on a 32x32 canvas, the framing
             of MNIST digits (20x20 inside 28x28) that LeNet-5 sees.
+        train_on_val: add the validation split to the training data -- the final refit once a
+            recipe has been chosen on validation. The splits are drawn as usual (the test split
+            is the same), but nothing is left to validate on: ``val_dataloader`` returns no loader,
+            and ``zoo-train`` refuses a config that still validates or picks checkpoints by a
+            validation figure (set ``trainer.limit_val_batches: 0`` and keep the last epoch).
     """
 
     name: str = "dataset"
@@ -97,8 +102,10 @@ class ImageClassificationDataModule(L.LightningDataModule):
         normalize: Sequence[Sequence[float]] | None = None,
         classes: Sequence[int] | None = None,
         resize_to: int | None = None,
+        train_on_val: bool = False,
     ):
         super().__init__()
+        self.train_on_val = bool(train_on_val)
         self.subset = None
         if classes is not None:  # a subset of the classes, relabelled 0..k-1 in the given order
             self.subset = [int(c) for c in classes]
@@ -205,6 +212,8 @@ class ImageClassificationDataModule(L.LightningDataModule):
             keep, _ = train_test_split(train_idx, train_size=self.limit, stratify=y[train_idx],
                                        random_state=self.split_seed)
             train_idx = np.sort(keep)
+        if self.train_on_val:
+            train_idx = np.sort(np.concatenate([train_idx, val_idx]))
         self.train_set = TensorDataset(self.preprocess(images[train_idx]), self.targets(labels[train_idx]))
         self.val_set = TensorDataset(self.preprocess(images[val_idx]), self.targets(labels[val_idx]))
         self.test_set = TensorDataset(self.preprocess(test_images), self.targets(test_labels))
@@ -224,7 +233,9 @@ class ImageClassificationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, self.batch_size)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.train_on_val:  # the validation split trains: nothing to validate on
+            return []
         return self._loader(self.val_set, False, self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
@@ -241,7 +252,8 @@ class ImageClassificationDataModule(L.LightningDataModule):
         return {
             "dataset": self.name + (f"[{','.join(map(str, self.subset))}]" if self.subset else ""),
             "train_size": len(self.train_set) if self.train_set is not None else None,
-            "val_size": len(self.val_set) if self.val_set is not None else None,
+            "val_size": (0 if self.train_on_val else len(self.val_set)) if self.val_set is not None else None,
+            **({"train_on_val": True} if self.train_on_val else {}),
             "test_size": len(self.test_set) if self.test_set is not None else None,
             "input_shape": [self.in_chans, self.image_size, self.image_size],
             **({"resize_to": self.resize_to} if self.resize_to is not None else {}),

@@ -115,3 +115,13 @@ def test_resize_to_draws_the_image_into_a_box_then_pads():
     for bad in (0, 33, 21):  # not positive, larger than the canvas, odd margin
         with pytest.raises(ValueError, match="resize_to"):
             Digits8x8DataModule(image_size=32, resize_to=bad)
+
+
+def test_train_on_val_adds_the_validation_split_and_keeps_the_test_split(mnist5k):
+    refit = MNIST5kDataModule(train_on_val=True)
+    refit.setup()
+    assert len(refit.train_set) == 4500 and len(refit.test_set) == 500
+    assert _hashes(refit.train_set) == _hashes(mnist5k.train_set) | _hashes(mnist5k.val_set)
+    assert _hashes(refit.test_set) == _hashes(mnist5k.test_set)
+    assert refit.describe()["val_size"] == 0 and refit.describe()["train_on_val"] is True
+    assert refit.val_dataloader() == []

@@ -271,3 +271,17 @@ def test_learning_curves_of_a_history_without_metric_columns(tmp_path):
 
     out = plots.learning_curves([{"epoch": 0, "lr": 0.1}, {"epoch": 1, "lr": 0.05}], tmp_path / "lc.png")
     assert out is not None and out.stat().st_size > 0
+
+
+def test_train_on_val_refit_runs_without_validation(tmp_path, quick):
+    # validating or choosing checkpoints by a validation figure is refused before training
+    with pytest.raises(ValueError, match="limit_val_batches=0"):
+        train(compose_train(["experiment=resnet20_mnist5k_trainval", *quick, "trainer.limit_val_batches=2"],
+                            tmp_path / "a"))
+    with pytest.raises(ValueError, match="monitor=null"):
+        train(compose_train(["experiment=resnet20_mnist5k_trainval", *quick,
+                             "callbacks.model_checkpoint.monitor=val/loss"], tmp_path / "b"))
+    rec = train(compose_train(["experiment=resnet20_mnist5k_trainval", *quick, "model.width_mult=0.25",
+                               "trainer.max_epochs=1"], tmp_path / "c"))
+    assert rec["data"]["train_size"] == 4500 and rec["val"] == {}
+    assert set(rec["test"]) == {"test/loss", "test/acc", "test/f1"} and rec["best_checkpoint"]

@@ -123,8 +123,24 @@ def build(cfg: DictConfig):
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if getattr(dm, "train_on_val", False):
+        _check_no_validation(cfg, callbacks)
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, gradient_clip_val=None)
     return dm, task, trainer, stats
+
+
+def _check_no_validation(cfg: DictConfig, callbacks: list) -> None:
+    """``data.train_on_val`` trains on the validation split: refuse, before any training, a
+    config that would still validate or choose checkpoints by a validation figure."""
+    if cfg.trainer.get("limit_val_batches") != 0:
+        raise ValueError("data.train_on_val=true trains on the validation split: set "
+                         "trainer.limit_val_batches=0 (there is nothing left to validate on)")
+    watching = [f"{type(c).__name__} (monitor={c.monitor})" for c in callbacks
+                if str(getattr(c, "monitor", None) or "").startswith("val/")]
+    if watching:
+        raise ValueError("data.train_on_val=true leaves no validation figures, but "
+                         f"{', '.join(watching)} watches one: set callbacks.model_checkpoint.monitor=null "
+                         "(keep the last epoch) and drop early stopping")
 
 
 def _close_loggers(trainer) -> None:
@@ -169,7 +185,9 @@ def train(cfg: DictConfig) -> dict:
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
     eval_ckpt = "best" if best else None
     val_metrics, test_metrics, confusion = {}, {}, None
-    if not trainer.fast_dev_run:
+    # no validation figures when validation is switched off (trainer.limit_val_batches=0, e.g. a
+    # refit on train + validation: data.train_on_val)
+    if not trainer.fast_dev_run and trainer.limit_val_batches != 0:
         val_metrics = _clean(trainer.validate(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
     if cfg.get("test", True):
         test_metrics = _clean(trainer.test(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
