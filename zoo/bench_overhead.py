@@ -9,9 +9,9 @@ augmentation) with the same optimizer, learning-rate schedule and loss, for the 
 epochs, in one process:
 
 * **zoo**: ``zoo.train.train(cfg)`` -- Hydra-composed config, Lightning ``Trainer`` with the
-  experiment's callbacks (checkpointing, learning-rate monitor, run statistics) and CSV logger,
-  torchmetrics accuracy, F1 and mean loss over every batch, validation every epoch -- the path
-  ``zoo-train`` takes, less the progress bar (a display);
+  experiment's callbacks (checkpointing, run statistics with the learning-rate log) and CSV
+  logger, torchmetrics accuracy, F1 and mean loss over every batch, validation every epoch --
+  the path ``zoo-train`` takes, less the progress bar (a display);
 * **plain**: a hand-written loop over the same ``DataLoader`` -- augment, forward, loss,
   backward, optimizer step, scheduler step, running loss and accuracy;
 * **bare Lightning**: a ``LightningModule`` whose training step computes the loss and steps
@@ -28,6 +28,14 @@ epoch time to the plain run's, and the figure is the median of those ratios -- a
 machine's speed drifts by more than the overhead being measured, so only runs close in time
 are compared. Ratio = zoo / plain
 (1.00 = no overhead).
+
+The three runs of a repeat share a seed; each repeat has its own (the experiment's seed plus
+the repeat's index). The sides train the same first epoch bit for bit, but not the later ones:
+the zoo validates after every epoch, and creating the validation loader's iterator draws from
+torch's global generator (every ``DataLoader`` iterator does), so its next shuffle and
+augmentation differ. A net's step time depends a little on the values it computes (denormal
+floats, in a tanh net such as LeNet-5), so with one seed a single trajectory's speed difference
+would enter every repeat; over seeds it averages out.
 
 Writes ``<out>/README.md`` and ``<out>/overhead.json``.
 """
@@ -212,6 +220,7 @@ def run(overrides: list[str], epochs: int, repeats: int) -> dict:
             for side in order:
                 cfg = _compose([*overrides, f"trainer.max_epochs={epochs}", "test=false"],
                                Path(tmp) / f"{side}{r}")
+                cfg.seed = int(cfg.seed) + r  # one seed per repeat, shared by its three sides
                 print(f"  repeat {r + 1}/{repeats}: {side} ... ", end="", flush=True)
                 if side == "plain":
                     t = plain_loop(cfg, epochs)
@@ -289,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo-bench-overhead", description=__doc__.splitlines()[0])
     p.add_argument("overrides", nargs="*", help="zoo-train overrides, e.g. experiment=mlp_mnist5k")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=12)
+    p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--out", default="reports/overhead")
     args = p.parse_args(argv)
     if args.epochs < 2:

@@ -42,6 +42,23 @@ class RunStats(L.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_samples = 0
         self._t0 = self._last = time.perf_counter()
+        self._log_learning_rates(trainer)
+
+    @staticmethod
+    def _log_learning_rates(trainer) -> None:
+        """Write each optimizer's learning rate for the epoch to the loggers (``lr-<Optimizer>``,
+        ``/pg<i>`` per parameter group beyond the first): what Lightning's LearningRateMonitor
+        logs at epoch interval, without its hooks on every training step
+        (``callbacks=lr_monitor`` adds it, for per-step rates)."""
+        if not trainer.loggers or not trainer.optimizers:
+            return
+        rates = {}
+        for opt in trainer.optimizers:
+            name = f"lr-{type(opt).__name__}"
+            for i, group in enumerate(opt.param_groups):
+                rates[name if i == 0 else f"{name}/pg{i + 1}"] = float(group["lr"])
+        for logger in trainer.loggers:
+            logger.log_metrics(rates, step=trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

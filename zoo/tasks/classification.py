@@ -34,9 +34,9 @@ class ClassificationTask(ZooTask):
 
     Logging cost. On a CPU a small net's training step takes a few milliseconds, and both
     ``self.log`` and a torchmetrics ``update`` cost a sizeable fraction of that. So a step only
-    keeps its predicted classes and targets and adds its loss to a running sum
-    (``_EpochAccumulator``); the torchmetrics objects receive them in one ``update`` every
-    ``flush_every`` batches and on the epoch's last batch, and are logged once per epoch
+    keeps its outputs, targets and loss (``_EpochAccumulator``); the torchmetrics objects
+    receive the predicted classes in one ``update`` every ``flush_every`` batches (sooner for
+    large outputs) and on the epoch's last batch, and are logged once per epoch
     (Lightning computes, syncs across processes and resets a logged metric object at the
     epoch's end). The step loss is written to the loggers directly, on the steps Lightning's
     logger cadence would write (``log_every_n_steps``). The figures are exactly those of per-step updates: accuracy and F1
@@ -160,9 +160,9 @@ class ClassificationTask(ZooTask):
         pending = self._pending[stage]
         if batch_idx == 0:  # a new epoch (or a sanity check before it): nothing carries over
             pending.clear()
-        pending.add(preds.detach() if self.binary else preds.detach().argmax(dim=1), y, loss.detach())
+        pending.add(preds.detach(), y, loss.detach())
         last = batch_idx + 1 >= self._batches_per_epoch(stage)
-        if last or len(pending) >= self.flush_every:
+        if last or len(pending) >= self.flush_every or pending.kept_values >= self.flush_values:
             self._flush(stage, end_of_epoch=last)
         if batch_idx == 0:  # the objects are registered once; Lightning computes them at epoch end
             name = "train/loss_epoch" if stage == "train" else f"{stage}/loss"
@@ -174,6 +174,7 @@ class ClassificationTask(ZooTask):
 
     # -- epoch-level metrics ----------------------------------------------------------------------
     flush_every = 64  # batches of predictions kept before the torchmetrics objects are updated
+    flush_values = 1 << 20  # ... or this many kept logits (4 MiB of float32), whichever comes first
 
     def _stage_metrics(self, stage: str) -> MetricCollection:
         return {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
@@ -201,7 +202,7 @@ class ClassificationTask(ZooTask):
         """Hand the kept predictions to the metric objects (and, at the epoch's end, the loss sum)."""
         pending = self._pending[stage]
         if len(pending):
-            preds, target = pending.take_predictions()
+            preds, target = pending.take_predictions(argmax=not self.binary)
             self._check_targets(target, stage)
             with _exact_counting():
                 self._stage_metrics(stage).update(preds, target)
@@ -296,9 +297,13 @@ class EpochMean(Metric):
 
 
 class _EpochAccumulator:
-    """What the steps of one stage hand on: predicted classes (or binary probabilities) and
-    targets, kept until the next flush, and the loss summed as ``sum(loss_b * size_b)`` in step
-    order (the order Lightning's own epoch mean uses)."""
+    """What the steps of one stage hand on, kept until the next flush: the net's outputs
+    (logits, or binary probabilities), the targets and the batch losses. A step only appends
+    to lists -- no tensor operation of its own, so it adds no kernel launches to the step. At
+    a flush the kept logits become predicted classes in one ``argmax`` (row by row, so the
+    same classes as per batch), and the losses are added into the running sum as
+    ``sum(loss_b * size_b)`` one batch at a time, in step order (the arithmetic and the order
+    of Lightning's own epoch mean, so the figure is the same to the last bit)."""
 
     def __init__(self):
         self.clear()
@@ -306,8 +311,10 @@ class _EpochAccumulator:
     def clear(self) -> None:
         self.preds: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
+        self.losses: list[tuple[torch.Tensor, int]] = []
         self.loss_total: torch.Tensor | None = None
         self.loss_count = 0
+        self.kept_values = 0
 
     def __len__(self) -> int:
         return len(self.preds)
@@ -316,16 +323,26 @@ class _EpochAccumulator:
         self.preds.append(preds)
         self.targets.append(target)
         n = int(target.shape[0])
-        weighted = loss.float() * n
-        self.loss_total = weighted if self.loss_total is None else self.loss_total + weighted
+        self.losses.append((loss, n))
         self.loss_count += n
+        self.kept_values += preds.numel()
 
-    def take_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def take_predictions(self, argmax: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        self._fold_losses()
         preds, target = torch.cat(self.preds), torch.cat(self.targets)
-        self.preds, self.targets = [], []
+        if argmax:
+            preds = preds.argmax(dim=1)
+        self.preds, self.targets, self.kept_values = [], [], 0
         return preds, target
 
+    def _fold_losses(self) -> None:
+        for loss, n in self.losses:
+            weighted = loss.float() * n
+            self.loss_total = weighted if self.loss_total is None else self.loss_total + weighted
+        self.losses = []
+
     def take_loss(self) -> tuple[torch.Tensor, int]:
+        self._fold_losses()
         total, count = self.loss_total, self.loss_count
         self.loss_total, self.loss_count = None, 0
         return total, count
