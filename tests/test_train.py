@@ -285,3 +285,38 @@ def test_train_on_val_refit_runs_without_validation(tmp_path, quick):
                                "trainer.max_epochs=1"], tmp_path / "c"))
     assert rec["data"]["train_size"] == 4500 and rec["val"] == {}
     assert set(rec["test"]) == {"test/loss", "test/acc", "test/f1"} and rec["best_checkpoint"]
+
+
+def test_learning_rate_is_logged_every_epoch_without_the_lr_monitor(tmp_path, quick):
+    import csv
+
+    cfg = compose_train(["experiment=lenet5_mnist5k", *quick, "trainer.max_epochs=3"], tmp_path)
+    assert "lr_monitor" not in cfg.callbacks
+    train(cfg)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "csv" / "metrics.csv")))
+    rates = [float(r["lr-SGD"]) for r in rows if r.get("lr-SGD")]
+    # cosine decay over the 3 epochs: one rate per epoch, starting at the configured 0.05
+    assert len(rates) == 3 and rates[0] == pytest.approx(0.05) and rates[0] > rates[1] > rates[2]
+
+
+def test_epoch_accumulator_gives_the_per_batch_figures():
+    from zoo.tasks.classification import _EpochAccumulator
+
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(n, 7, generator=g), torch.randint(0, 7, (n,), generator=g), torch.rand((), generator=g))
+               for n in (64, 64, 17)]
+    acc = _EpochAccumulator()
+    for logits, y, loss in batches[:2]:
+        acc.add(logits, y, loss)
+    assert acc.kept_values == 2 * 64 * 7
+    preds, target = acc.take_predictions(argmax=True)  # a flush in the middle of the epoch
+    acc.add(*batches[2])
+    preds2, target2 = acc.take_predictions(argmax=True)
+    assert torch.equal(torch.cat([preds, preds2]), torch.cat([b[0].argmax(1) for b in batches]))
+    assert torch.equal(torch.cat([target, target2]), torch.cat([b[1] for b in batches]))
+    total, count = acc.take_loss()
+    expected = None
+    for logits, y, loss in batches:  # the running sum a step used to keep, in step order
+        w = loss.float() * y.shape[0]
+        expected = w if expected is None else expected + w
+    assert count == 145 and torch.equal(total, expected)
