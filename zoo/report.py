@@ -174,7 +174,7 @@ def render_markdown(rows: list[dict], extras: list[tuple[str, str]] | None = Non
         lines.append(
             f"| {r['experiment']} | {r['model']} | {r['dataset']} | {len(r['seeds'])} "
             f"| {_pct(r['test'].get('test/acc', [math.nan]))} | {_pct(r['test'].get('test/f1', [math.nan]))} "
-            f"| {_pct(r['val_acc'] or [math.nan])} | {ref_s} | {r['params']:,} | {_flops(r['flops'])} | {r['epochs']} "
+            f"| {_pct(r['val_acc']) if r['val_acc'] else '—'} | {ref_s} | {r['params']:,} | {_flops(r['flops'])} | {r['epochs']} "
             f"| {_num(r['train_time_s'])} | {_num(r['throughput'], '{:.0f}')} | {_num(r['peak_rss_mb'], '{:.0f}')} "
             f"| {r['hardware']} ×{r['devices']} | `{r['commit']}` |"
         )
