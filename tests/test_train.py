@@ -320,3 +320,21 @@ def test_epoch_accumulator_gives_the_per_batch_figures():
         w = loss.float() * y.shape[0]
         expected = w if expected is None else expected + w
     assert count == 145 and torch.equal(total, expected)
+
+
+def test_ema_decay_ramps_up_and_ema_runs_train(tmp_path, quick):
+    from zoo.callbacks import ramped_ema
+
+    update = ramped_ema(0.999)
+    avg, cur = [torch.zeros(3), torch.tensor([4])], [torch.ones(3), torch.tensor([7])]
+    update(avg, cur, torch.tensor(1))  # second update: decay (1 + 1) / (10 + 1)
+    assert torch.allclose(avg[0], torch.full((3,), 1 - 2 / 11)) and avg[1].item() == 7
+    avg = [torch.zeros(1)]
+    update(avg, [torch.ones(1)], torch.tensor(100_000))  # late: the full decay
+    assert avg[0].item() == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="decay"):
+        ramped_ema(1.0)
+    cfg = compose_train(["experiment=lenet5_mnist5k", *quick, "callbacks=ema"], tmp_path)
+    assert cfg.callbacks.ema._target_ == "zoo.callbacks.EMAWithWarmup"
+    rec = train(cfg)
+    assert 0.0 <= rec["test"]["test/acc"] <= 1.0 and rec["best_checkpoint"]

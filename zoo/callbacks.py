@@ -5,7 +5,7 @@ import resource
 import time
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import TQDMProgressBar, WeightAveraging
 import torch
 
 
@@ -94,3 +94,43 @@ class RunStats(L.Callback):
         if torch.cuda.is_available():
             out["gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         return out
+
+
+def ramped_ema(decay: float):
+    """The update of an exponential moving average whose decay ramps up with the number ``n`` of
+    updates already made: ``min(decay, (1 + n) / (10 + n))``. A fixed decay of 0.999 would keep
+    about half of the initial, untrained weights in the average for the first 700 steps (0.999 to
+    the power 700 is 0.50), and a run of a few thousand steps would validate and test weights that
+    are mostly not trained. With the ramp, the early average follows the net closely, and later
+    updates use the full decay. Integer buffers (batch-norm batch counts) take the net's value.
+    The signature is torch's ``AveragedModel`` ``multi_avg_fn``."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point() or a.is_complex():
+                a.lerp_(c, 1.0 - d)
+            else:
+                a.copy_(c)
+
+    return update
+
+
+class EMAWithWarmup(WeightAveraging):
+    """Exponential moving average of the weights (and buffers) after every optimizer step, with
+    the decay ramped up as ``ramped_ema`` describes. Like Lightning's ``WeightAveraging``,
+    validation, checkpoints and the end of training use the averaged weights."""
+
+    def __init__(self, decay: float = 0.999, update_every_n_steps: int = 1, use_buffers: bool = True,
+                 device=None):
+        if update_every_n_steps < 1:
+            raise ValueError(f"update_every_n_steps must be at least 1, got {update_every_n_steps}")
+        super().__init__(device=device, use_buffers=use_buffers, multi_avg_fn=ramped_ema(decay))
+        self.decay = decay
+        self.update_every_n_steps = update_every_n_steps
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and step_idx % self.update_every_n_steps == 0
