@@ -212,8 +212,8 @@ class ImageClassificationDataModule(L.LightningDataModule):
             keep, _ = train_test_split(train_idx, train_size=self.limit, stratify=y[train_idx],
                                        random_state=self.split_seed)
             train_idx = np.sort(keep)
-        if self.train_on_val:
-            train_idx = np.sort(np.concatenate([train_idx, val_idx]))
+        if self.train_on_val:  # the validation split joins training; nothing is left to validate on
+            train_idx, val_idx = np.sort(np.concatenate([train_idx, val_idx])), val_idx[:0]
         self.train_set = TensorDataset(self.preprocess(images[train_idx]), self.targets(labels[train_idx]))
         self.val_set = TensorDataset(self.preprocess(images[val_idx]), self.targets(labels[val_idx]))
         self.test_set = TensorDataset(self.preprocess(test_images), self.targets(test_labels))
@@ -234,7 +234,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
         return self._loader(self.train_set, True, self.batch_size)
 
     def val_dataloader(self) -> DataLoader | list:
-        if self.train_on_val:  # the validation split trains: nothing to validate on
+        if self.train_on_val:  # an empty validation split: no loader (Lightning skips validation)
             return []
         return self._loader(self.val_set, False, self.eval_batch_size)
 
@@ -252,7 +252,7 @@ class ImageClassificationDataModule(L.LightningDataModule):
         return {
             "dataset": self.name + (f"[{','.join(map(str, self.subset))}]" if self.subset else ""),
             "train_size": len(self.train_set) if self.train_set is not None else None,
-            "val_size": (0 if self.train_on_val else len(self.val_set)) if self.val_set is not None else None,
+            "val_size": len(self.val_set) if self.val_set is not None else None,
             **({"train_on_val": True} if self.train_on_val else {}),
             "test_size": len(self.test_set) if self.test_set is not None else None,
             "input_shape": [self.in_chans, self.image_size, self.image_size],
