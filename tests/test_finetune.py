@@ -8,7 +8,7 @@ import torch
 import zoo
 from conftest import compose_train
 from datamodules import MNIST5kDataModule
-from zoo.finetune import FinetuneSpec, apply_freezing, body_groups, param_groups, split_head
+from zoo.finetune import CutNet, FinetuneSpec, apply_freezing, body_groups, param_groups, split_head
 from zoo.train import train
 
 
@@ -49,6 +49,29 @@ def test_discriminative_rates_decay_away_from_the_head():
     lrs = {g["name"]: g["lr"] for g in groups}
     assert lrs == pytest.approx({"head": 0.1, "body2": 0.05, "body1": 0.025, "body0": 0.0125})
     assert sum(len(g["params"]) for g in groups) == sum(1 for _ in net.parameters())
+
+
+def test_probe_at_cuts_the_net_and_keeps_the_pretrained_body():
+    net = zoo.create_model("lenet5", pretrained="mnist5k_0to4").eval()
+    cut = CutNet(net, "features.7", num_classes=5).eval()  # LeNet-5's S4: 16 maps of 5x5
+    assert (cut.head.in_features, cut.head.out_features) == (400, 5)
+    x = torch.randn(3, 1, 32, 32)
+    assert cut(x).shape == (3, 5)
+    with torch.no_grad():  # the body computes what the net computed at that point
+        assert torch.equal(cut.body(x)["features.7"], net.features[:8](x))
+    state, original = cut.state_dict(), net.state_dict()
+    body = [k for k in state if k.startswith("body.")]
+    assert body and all(torch.equal(state[k], original[k.removeprefix("body.")]) for k in body)
+    assert not any(k.startswith("body.classifier") or k.startswith("body.features.8") for k in body)
+    head, _ = split_head(cut)
+    assert head == ["head.weight", "head.bias"]
+    apply_freezing(cut, FinetuneSpec(mode="linear_probe", probe_at="features.7"), epoch=0)
+    assert [n for n, p in cut.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+
+
+def test_probe_at_an_unknown_module_names_the_modules():
+    with pytest.raises(ValueError, match=r"not a module of LeNet5.*features\.7"):
+        CutNet(zoo.create_model("lenet5"), "features.77", num_classes=5)
 
 
 def test_bad_preset_is_refused():

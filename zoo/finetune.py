@@ -15,11 +15,19 @@ Presets (``conf/finetune/``, set as ``task.finetune``):
   others of the same count (another class count replaces the head anyway);
 * ``discriminative``: everything trains, the top body group at ``lr * layer_decay``, the next
   at ``lr * layer_decay**2`` ... (layer-wise learning rates), the head at ``lr``.
+
+``probe_at: <module name>`` (any mode; meant for ``linear_probe``) cuts the net after that
+module: the layers above it are dropped and a new linear head reads its flattened output. The
+top layers of a net trained on other classes are the least transferable (Yosinski, Clune,
+Bengio & Lipson 2014, "How transferable are features in deep neural networks?"), and a linear
+classifier can read any layer (Alain & Bengio 2016, "Understanding intermediate layers using
+linear classifier probes"). An unknown name is refused with the list of the net's modules.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 MODES = ("full", "linear_probe", "gradual_unfreeze", "discriminative")
@@ -32,12 +40,62 @@ class FinetuneSpec:
     layer_decay: float = 0.5     # discriminative: rate ratio between neighbouring groups
     unfreeze_every: int = 2      # gradual: epochs between two unfreezings
     reset_head: bool = False     # start the head afresh (new classes of the same count)
+    probe_at: str | None = None  # cut the net after this module; a new linear head reads it
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"finetune mode must be one of {MODES}, got {self.mode!r}")
         if self.groups < 1 or self.unfreeze_every < 1 or not 0 < self.layer_decay <= 1:
             raise ValueError(f"bad finetune settings: {self}")
+
+
+class CutNet(nn.Module):
+    """A net cut after one of its modules, with a new linear head on the flattened output.
+
+    ``body`` is the net's graph up to ``node`` (torch.fx, so any net whose forward traces, not
+    only sequential ones); its parameters keep their names under ``body.``, so that pretrained
+    weights loaded into the full net are kept. ``head`` is ``nn.Linear(features, num_classes)``.
+    Input: what the net takes. Output: (B, num_classes) logits.
+    """
+
+    def __init__(self, net: nn.Module, node: str, num_classes: int):
+        super().__init__()
+        from torchvision.models.feature_extraction import create_feature_extractor
+
+        names = [n for n, _ in net.named_modules() if n]
+        if node not in names:
+            shown = ", ".join(names[:60]) + (f" ... ({len(names)} in all)" if len(names) > 60 else "")
+            raise ValueError(f"finetune.probe_at={node!r} is not a module of {type(net).__name__}; "
+                             f"its modules are: {shown}")
+        self.node = node
+        self.body = create_feature_extractor(net, return_nodes=[node])
+        self._example = net.example_inputs if hasattr(net, "example_inputs") else None
+        if self._example is None:
+            raise ValueError(f"{type(net).__name__} has no example_inputs(): cannot size the probe's head")
+        was_training = net.training
+        with torch.no_grad():
+            self.body.eval()
+            features = self.body(*self._example(batch_size=1))[node].flatten(1).shape[1]
+        self.body.train(was_training)
+        self.head = nn.Linear(features, num_classes)
+        # No ``zoo_spec``: a cut net is no registry architecture (its weights cannot be published
+        # as one); checkpoints rebuild it from the task's ``net_spec`` and ``finetune``.
+
+    def forward(self, *args) -> torch.Tensor:
+        return self.head(self.body(*args)[self.node].flatten(1))
+
+    def example_inputs(self, batch_size: int = 2):
+        return self._example(batch_size=batch_size)
+
+
+def num_outputs(net: nn.Module) -> int:
+    """The class count of a classifier: ``out_features`` / ``out_channels`` of its head."""
+    owners = [mod for _, mod in net.named_modules() if any(True for _ in mod.parameters(recurse=False))]
+    head = owners[-1]
+    for attr in ("out_features", "out_channels"):
+        if hasattr(head, attr):
+            return int(getattr(head, attr))
+    raise ValueError(f"cannot tell the class count of the head {type(head).__name__}")
 
 
 def split_head(net: nn.Module) -> tuple[list[str], list[list[str]]]:

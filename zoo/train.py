@@ -200,8 +200,8 @@ def train(cfg: DictConfig) -> dict:
     record = {
         "experiment": cfg.experiment_name,
         "task": type(task).__name__,
-        "model": getattr(net, "zoo_spec", {}).get("name", type(net).__name__),
-        "model_kwargs": getattr(net, "zoo_spec", {}).get("kwargs", {}),
+        "model": (task.net_spec or {}).get("name", type(net).__name__),
+        "model_kwargs": (task.net_spec or {}).get("kwargs", {}),
         "data": dm.describe() if hasattr(dm, "describe") else {"dataset": type(dm).__name__},
         "seed": int(cfg.seed),
         "params": count_parameters(net),

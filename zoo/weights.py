@@ -248,7 +248,10 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
 
     record = json.loads((Path(run_dir) / "metrics.json").read_text())
     task = load_task(ckpt_path)
-    spec = task.net.zoo_spec
+    spec = getattr(task.net, "zoo_spec", None)
+    if spec is None:
+        raise WeightsError(f"{ckpt_path} holds a {type(task.net).__name__}, not a registry architecture "
+                           "(a net cut by finetune.probe_at): it cannot be published by name")
     if spec["name"] != record["model"]:
         raise WeightsError(f"{ckpt_path} holds {spec['name']}, the run in {run_dir} trained {record['model']}")
     from omegaconf import OmegaConf

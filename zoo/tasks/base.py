@@ -72,7 +72,14 @@ class ZooTask(L.LightningModule):
         from zoo.finetune import FinetuneSpec
 
         self.finetune = FinetuneSpec(**finetune) if finetune else None
-        if self.finetune is not None and self.finetune.reset_head:
+        if self.finetune is not None and self.finetune.probe_at:
+            from zoo.finetune import CutNet, num_outputs
+
+            self.net = net = CutNet(net, self.finetune.probe_at, num_outputs(net))
+            logging.getLogger(__name__).warning(
+                "finetune: cut the net after %r; a new linear head (%d -> %d) replaces the layers above",
+                self.finetune.probe_at, net.head.in_features, net.head.out_features)
+        elif self.finetune is not None and self.finetune.reset_head:
             from zoo.finetune import reset_head
 
             head = reset_head(net)
