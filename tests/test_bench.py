@@ -256,9 +256,24 @@ def test_harness_overhead_benchmark_mechanics(tmp_path):
         assert len(res[f"{side}_epoch_s"]) == 1 and len(res[f"{side}_epoch_s"][0]) == 2
         assert all(t > 0 for t in res[f"{side}_epoch_s"][0])
     assert res["ratio"] > 0 and math.isfinite(res["ratio"]) and math.isfinite(res["lightning_ratio"])
-    assert res["steps_per_epoch"] > 0
+    assert res["steps_per_epoch"] > 0 and res["val_steps_per_epoch"] > 0
+    for side in ("plain", "lightning", "zoo"):  # the whole epoch holds the training window
+        assert all(w >= t for w, t in zip(res[f"{side}_whole_epoch_s"][0], res[f"{side}_epoch_s"][0]))
+    assert math.isfinite(res["whole_ratio"]) and math.isfinite(res["lightning_whole_ratio"])
     text = (tmp_path / "README.md").read_text()
     assert "plain PyTorch loop" in text and "bare Lightning" in text and f"{res['ratio']:.3f}" in text
+
+
+def test_harness_overhead_refuses_sides_that_trained_differently():
+    """The sides must have trained the same trajectory (same mean training loss every epoch);
+    summing in another order is allowed, another shuffle is not."""
+    from zoo.bench_overhead import check_same_training
+
+    same = {"plain": {"loss": [0.9, 0.5]}, "lightning": {"loss": [0.9, 0.5 + 1e-8]}, "zoo": {"loss": [0.9, 0.5]}}
+    check_same_training(same, 0)
+    other = {**same, "zoo": {"loss": [0.9, 0.507]}}
+    with pytest.raises(RuntimeError, match="zoo side trained another trajectory.*epoch 2"):
+        check_same_training(other, 0)
 
 
 def test_compute_benchmark_mechanics(tmp_path):

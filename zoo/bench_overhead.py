@@ -13,15 +13,25 @@ epochs, in one process:
   logger, torchmetrics accuracy, F1 and mean loss over every batch, validation every epoch --
   the path ``zoo-train`` takes, less the progress bar (a display);
 * **plain**: a hand-written loop over the same ``DataLoader`` -- augment, forward, loss,
-  backward, optimizer step, scheduler step, running loss and accuracy;
+  backward, optimizer step, scheduler step, running loss and accuracy -- and after every
+  epoch a validation pass over the same validation loader (loss and accuracy, no gradients),
+  as the classic PyTorch training loop does;
 * **bare Lightning**: a ``LightningModule`` whose training step computes the loss and steps
-  the optimizer by hand (manual optimization, as the zoo's tasks do), under a ``Trainer`` with
-  no logger, metrics, validation or checkpointing -- what Lightning's own loop costs, for
-  reference.
+  the optimizer by hand (manual optimization, as the zoo's tasks do) and whose validation
+  step computes the loss, under a ``Trainer`` with no logger, metrics or checkpointing --
+  what Lightning's own loop costs, for reference.
+
+Every side validates after every epoch, so that the three train the same trajectory bit for
+bit: creating a ``DataLoader`` iterator draws from torch's global generator (a validation
+loader's too), and the next epoch's shuffle and augmentation depend on that draw. The
+benchmark checks it: each epoch's mean training loss must be the same on the three sides of a
+repeat, or it stops with an error. (A side that skipped validation would also start its
+epochs with warmer caches than a side that validated.)
 
 The figure is the training-epoch time, measured alike on every side: from the start of an
-epoch to the end of its last training batch (validation and checkpointing excluded; they are
-work the plain loop does not do). The first epoch of every run is dropped (warm-up). Runs
+epoch to the end of its last training batch. Validation, and the zoo's checkpointing and
+logging after it, are outside that window; the whole epoch's time (from its start to the next
+one's) is reported beside it. The first epoch of every run is dropped (warm-up). Runs
 alternate plain, Lightning, zoo, zoo, Lightning, plain ... so that drifts of the machine hit
 every side; each repeat (one run per side, back to back) gives a ratio of each run's median
 epoch time to the plain run's, and the figure is the median of those ratios -- a shared
@@ -30,12 +40,8 @@ are compared. Ratio = zoo / plain
 (1.00 = no overhead).
 
 The three runs of a repeat share a seed; each repeat has its own (the experiment's seed plus
-the repeat's index). The sides train the same first epoch bit for bit, but not the later ones:
-the zoo validates after every epoch, and creating the validation loader's iterator draws from
-torch's global generator (every ``DataLoader`` iterator does), so its next shuffle and
-augmentation differ. A net's step time depends a little on the values it computes (denormal
-floats, in a tanh net such as LeNet-5), so with one seed a single trajectory's speed difference
-would enter every repeat; over seeds it averages out.
+the repeat's index): a net's step time depends a little on the values it computes (denormal
+floats, in a tanh net such as LeNet-5), so the repeats sample several trajectories.
 
 Writes ``<out>/README.md`` and ``<out>/overhead.json``.
 """
@@ -83,6 +89,7 @@ def _setup(cfg, epochs: int):
     dm.prepare_data()
     dm.setup("fit")
     loader = dm.train_dataloader()
+    val_loader = dm.val_dataloader()
     opt = instantiate(cfg.optimizer, _convert_="all")(net.parameters())
     sched = None
     if cfg.get("scheduler") and "_target_" in cfg.scheduler:
@@ -95,15 +102,16 @@ def _setup(cfg, epochs: int):
         if "total_steps" in params and cfg.scheduler.get("total_steps") is None:
             kwargs["total_steps"] = steps
         sched = partial(opt, **kwargs)
-    return dm, net, loader, opt, sched
+    return dm, net, loader, val_loader, opt, sched
 
 
-def plain_loop(cfg, epochs: int) -> list[float]:
-    """Train with a hand-written loop; return the training time of every epoch."""
-    dm, net, loader, opt, sched = _setup(cfg, epochs)
+def plain_loop(cfg, epochs: int) -> dict:
+    """Train with a hand-written loop, validating after every epoch; return the training time,
+    the whole time and the mean training loss of every epoch."""
+    dm, net, loader, val_loader, opt, sched = _setup(cfg, epochs)
     smoothing = float(cfg.task.get("label_smoothing", 0.0))
     augment = dm.augment
-    times = []
+    times, whole, losses = [], [], []
     net.train()
     for _ in range(epochs):
         t0 = last = time.perf_counter()
@@ -131,7 +139,17 @@ def plain_loop(cfg, epochs: int) -> list[float]:
         if sched is not None and cfg.scheduler_interval == "epoch":
             sched.step()
         times.append(last - t0)
-    return times
+        losses.append(float(loss_sum) / len(loader.dataset))
+        net.eval()
+        with torch.no_grad():
+            val_loss, val_correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+            for x, y in val_loader:
+                logits = net(x)
+                val_loss += F.cross_entropy(logits, y, label_smoothing=smoothing) * y.shape[0]
+                val_correct += (logits.argmax(1) == y).sum()
+        net.train()
+        whole.append(time.perf_counter() - t0)
+    return {"train": times, "whole": whole, "loss": losses}
 
 
 def bare_lightning(cfg, epochs: int) -> list[float]:
@@ -144,7 +162,7 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
 
     from zoo.callbacks import RunStats
 
-    dm, net, loader, opt, sched = _setup(cfg, epochs)
+    dm, net, loader, val_loader, opt, sched = _setup(cfg, epochs)
     smoothing = float(cfg.task.get("label_smoothing", 0.0))
     augment = dm.augment
 
@@ -156,6 +174,9 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
             super().__init__()
             self.net = net
             self.automatic_optimization = False
+            self.loss_sum = torch.zeros(())
+            self.correct = torch.zeros((), dtype=torch.long)
+            self.epoch_losses: list[float] = []
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -173,11 +194,20 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
             o.step()
             if step_interval:
                 self.lr_schedulers().step()
+            self.loss_sum += loss.detach() * y.shape[0]  # the plain loop's running figures
+            self.correct += (logits.detach().argmax(1) == y).sum()
             return loss.detach()
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.net(x), y, label_smoothing=smoothing)
 
         def on_train_epoch_end(self):
             if sched is not None and not step_interval:
                 self.lr_schedulers().step()
+            self.epoch_losses.append(float(self.loss_sum) / len(loader.dataset))
+            self.loss_sum.zero_()
+            self.correct.zero_()
 
         def configure_optimizers(self):
             if sched is None:
@@ -188,13 +218,16 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
     trainer = L.Trainer(max_epochs=epochs, accelerator=cfg.trainer.accelerator, devices=1,
                         precision=cfg.trainer.precision, deterministic=cfg.trainer.deterministic, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[stats])
-    trainer.fit(BareModule(), train_dataloaders=loader)
-    return [row["epoch_train_s"] for row in stats.history]
+                        num_sanity_val_steps=cfg.trainer.num_sanity_val_steps, callbacks=[stats])
+    module = BareModule()
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader)
+    return {"train": [row["epoch_train_s"] for row in stats.history],
+            "whole": [row["epoch_s"] for row in stats.history], "loss": module.epoch_losses}
 
 
-def zoo_path(cfg) -> list[float]:
-    """Train through ``zoo.train.train``; return the training time of every epoch."""
+def zoo_path(cfg) -> dict:
+    """Train through ``zoo.train.train``; return the training time, the whole time and the mean
+    training loss of every epoch."""
     from zoo.train import train
 
     record = train(cfg)
@@ -203,10 +236,26 @@ def zoo_path(cfg) -> list[float]:
 
     with open(history_path) as fh:
         rows = list(csv.DictReader(fh))
-    times = [float(r["epoch_train_s"]) for r in rows if r.get("epoch_train_s")]
-    if len(times) != record["epochs"]:
-        raise RuntimeError(f"expected {record['epochs']} epoch times in {history_path}, got {len(times)}")
-    return times
+    rows = [r for r in rows if r.get("epoch_train_s")]
+    if len(rows) != record["epochs"]:
+        raise RuntimeError(f"expected {record['epochs']} epoch times in {history_path}, got {len(rows)}")
+    return {"train": [float(r["epoch_train_s"]) for r in rows], "whole": [float(r["epoch_s"]) for r in rows],
+            "loss": [float(r["train/loss"]) for r in rows]}
+
+
+def check_same_training(runs: dict[str, dict], repeat: int, rel_tol: float = 1e-5) -> None:
+    """Stop unless the sides of a repeat had the same mean training loss in every epoch: the
+    sign that they trained the same trajectory (sums rounded in another order differ by about
+    1e-7; another shuffle or augmentation changes the loss in the third digit)."""
+    ref = runs["plain"]["loss"]
+    for side, res in runs.items():
+        bad = [(e, a, b) for e, (a, b) in enumerate(zip(ref, res["loss"]))
+               if abs(a - b) > rel_tol * max(abs(a), 1e-12)]
+        if bad or len(res["loss"]) != len(ref):
+            e, a, b = bad[0] if bad else (len(ref), None, None)
+            raise RuntimeError(f"repeat {repeat + 1}: the {side} side trained another trajectory than the "
+                               f"plain loop (epoch {e + 1}: mean training loss {b} vs {a}); the timing "
+                               "would compare different work")
 
 
 SIDES = ("plain", "lightning", "zoo")
@@ -214,9 +263,11 @@ SIDES = ("plain", "lightning", "zoo")
 
 def run(overrides: list[str], epochs: int, repeats: int) -> dict:
     times: dict[str, list[list[float]]] = {side: [] for side in SIDES}
+    whole: dict[str, list[list[float]]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             order = SIDES if r % 2 == 0 else SIDES[::-1]
+            runs = {}
             for side in order:
                 cfg = _compose([*overrides, f"trainer.max_epochs={epochs}", "test=false"],
                                Path(tmp) / f"{side}{r}")
@@ -228,24 +279,33 @@ def run(overrides: list[str], epochs: int, repeats: int) -> dict:
                     t = bare_lightning(cfg, epochs)
                 else:
                     t = zoo_path(cfg)
-                print(" ".join(f"{x:.3f}" for x in t) + " s/epoch", flush=True)
-                times[side].append(t)
+                print(" ".join(f"{x:.3f}" for x in t["train"]) + " s/epoch", flush=True)
+                runs[side] = t
+                times[side].append(t["train"])
+                whole[side].append(t["whole"])
+            check_same_training(runs, r)
         cfg = _compose(overrides, Path(tmp) / "cfg")
     med = {side: statistics.median([x for run_ in runs for x in run_[1:]]) for side, runs in times.items()}
+    whole_med = {side: statistics.median([x for run_ in runs for x in run_[1:]]) for side, runs in whole.items()}
 
-    def pair_ratios(side: str) -> list[float]:
-        return [statistics.median(a[1:]) / statistics.median(p[1:]) for p, a in zip(times["plain"], times[side])]
+    def pair_ratios(side: str, table=times) -> list[float]:
+        return [statistics.median(a[1:]) / statistics.median(p[1:]) for p, a in zip(table["plain"], table[side])]
 
     zoo_ratios, lightning_ratios = pair_ratios("zoo"), pair_ratios("lightning")
     with tempfile.TemporaryDirectory() as tmp:
-        steps = len(_setup(_compose(overrides, Path(tmp) / "n"), 1)[2])
+        dm, _, loader, val_loader = _setup(_compose(overrides, Path(tmp) / "n"), 1)[:4]
+        steps, val_steps = len(loader), len(val_loader)
     return {
         "experiment": cfg.experiment_name, "model": cfg.model.name, "batch_size": cfg.data.batch_size,
-        "steps_per_epoch": steps, "epochs": epochs, "repeats": repeats,
+        "steps_per_epoch": steps, "val_steps_per_epoch": val_steps, "epochs": epochs, "repeats": repeats,
         "plain_epoch_s": times["plain"], "lightning_epoch_s": times["lightning"], "zoo_epoch_s": times["zoo"],
         "plain_median_s": med["plain"], "lightning_median_s": med["lightning"], "zoo_median_s": med["zoo"],
         "pair_ratios": zoo_ratios, "lightning_pair_ratios": lightning_ratios,
         "ratio": statistics.median(zoo_ratios), "lightning_ratio": statistics.median(lightning_ratios),
+        "plain_whole_epoch_s": whole["plain"], "lightning_whole_epoch_s": whole["lightning"],
+        "zoo_whole_epoch_s": whole["zoo"], "whole_median_s": whole_med,
+        "whole_ratio": statistics.median(pair_ratios("zoo", whole)),
+        "lightning_whole_ratio": statistics.median(pair_ratios("lightning", whole)),
         "overhead_s_per_epoch": med["zoo"] - med["plain"],
         "overhead_ms_per_step": 1000 * (med["zoo"] - med["plain"]) / steps,
     }
@@ -257,9 +317,11 @@ def render(res: dict, command: str) -> str:
     doc = __doc__.split("All three sides", 1)[1].split("Writes ``", 1)[0].strip()
     steps = res["steps_per_epoch"]
 
-    def row(name: str, median: float, ratio: str) -> str:
+    def row(name: str, side: str, ratio: str, whole_ratio: str) -> str:
+        median = res[f"{side}_median_s"]
         extra = median - res["plain_median_s"]
-        return (f"| {name} | {median:.4f} | {ratio} | {extra:+.4f} | {1000 * extra / steps:+.3f} |")
+        return (f"| {name} | {median:.4f} | {ratio} | {extra:+.4f} | {1000 * extra / steps:+.3f} "
+                f"| {res['whole_median_s'][side]:.4f} | {whole_ratio} |")
 
     return "\n".join([
         "# Harness overhead: the zoo's training path against a plain PyTorch loop",
@@ -269,13 +331,17 @@ def render(res: dict, command: str) -> str:
         f"    {command}",
         "",
         f"Experiment `{res['experiment']}`: model `{res['model']}`, batch {res['batch_size']}, "
-        f"{steps} training steps per epoch.",
+        f"{steps} training steps and {res['val_steps_per_epoch']} validation steps per epoch. The "
+        "training figure is the one the overhead goal is about; the whole epoch adds validation "
+        "and, for the zoo, its metrics, checkpoint and logs.",
         "",
-        "| side | s/epoch | ratio to plain | overhead (s/epoch) | overhead (ms/step) |",
-        "|---|---|---|---|---|",
-        row("plain PyTorch loop", res["plain_median_s"], "1.000"),
-        row("bare Lightning (loss and optimizer step only)", res["lightning_median_s"], f"{res['lightning_ratio']:.3f}"),
-        row("**zoo** (`zoo-train`'s path)", res["zoo_median_s"], f"**{res['ratio']:.3f}**"),
+        "| side | training s/epoch | ratio to plain | overhead (s/epoch) | overhead (ms/step) "
+        "| whole epoch s | ratio to plain |",
+        "|---|---|---|---|---|---|---|",
+        row("plain PyTorch loop", "plain", "1.000", "1.000"),
+        row("bare Lightning (loss and optimizer step only)", "lightning", f"{res['lightning_ratio']:.3f}",
+            f"{res['lightning_whole_ratio']:.3f}"),
+        row("**zoo** (`zoo-train`'s path)", "zoo", f"**{res['ratio']:.3f}**", f"{res['whole_ratio']:.3f}"),
         "",
         f"{res['repeats']} repeats of {res['epochs']} epochs per side. Epoch times: medians over epochs "
         f"2..{res['epochs']} of all repeats. Ratios: medians of the per-repeat ratios "

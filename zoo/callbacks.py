@@ -27,7 +27,9 @@ class RunStats(L.Callback):
 
     ``history``: one dict per epoch with every epoch-level metric and the learning rate.
     ``train_time_s``: wall time of the training batches only (from each epoch's start to its
-    last training batch: validation is excluded). ``train_samples``: examples seen over all
+    last training batch: validation is excluded); per epoch ``epoch_train_s``, and ``epoch_s``
+    for the whole epoch (from its start to the next one's, or to the end of training:
+    validation, checkpointing and logging included). ``train_samples``: examples seen over all
     processes.
     """
 
@@ -38,10 +40,12 @@ class RunStats(L.Callback):
         self._t0: float | None = None
         self._last: float | None = None
         self._epoch_samples = 0
+        self._epoch_start: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_samples = 0
         self._t0 = self._last = time.perf_counter()
+        self._close_epoch(self._t0)
         self._log_learning_rates(trainer)
 
     @staticmethod
@@ -82,6 +86,15 @@ class RunStats(L.Callback):
         if epoch_time is not None:
             row["epoch_train_s"] = round(epoch_time, 4)
         self.history.append(row)
+
+    def on_train_end(self, trainer, pl_module):
+        self._close_epoch(time.perf_counter())
+
+    def _close_epoch(self, now: float) -> None:
+        """Give the last recorded epoch its whole wall time, ending ``now``."""
+        if self.history and self._epoch_start is not None and "epoch_s" not in self.history[-1]:
+            self.history[-1]["epoch_s"] = round(now - self._epoch_start, 4)
+        self._epoch_start = now
 
     @property
     def throughput(self) -> float:
