@@ -87,15 +87,21 @@ def test_linear_probe_run_changes_only_the_head(tmp_path):
 
     cfg = compose_train(["experiment=mnist5k_5to9_10shot_linear_probe", "trainer=cpu", "trainer.max_epochs=2",
                          "trainer.enable_progress_bar=false", "logger=none", "callbacks=default"], tmp_path)
+    assert cfg.task.finetune.probe_at == "features.7"  # the experiment probes LeNet-5's S4
     rec = train(cfg)
-    task = load_task(rec["best_checkpoint"])
+    task = load_task(rec["best_checkpoint"])  # rebuilt from the checkpoint: the cut net again
     pretrained, _ = load_weights("lenet5.mnist5k_0to4")
     state = task.net.state_dict()
-    for k, v in pretrained.items():
-        if k.startswith("classifier.3."):
-            assert not torch.equal(state[k], v)   # head: reset, then trained
-        else:
-            assert torch.equal(state[k], v), k    # body: frozen
+    body = {k.removeprefix("body."): v for k, v in state.items() if k.startswith("body.")}
+    assert body and set(body) < set(pretrained)  # the layers above S4 are gone
+    for k, v in body.items():
+        assert torch.equal(v, pretrained[k]), k  # body: frozen
+    assert state["head.weight"].shape == (5, 400)
+    assert rec["model"] == "lenet5" and rec["trainable_params"] == 400 * 5 + 5
+    x = torch.randn(2, 1, 32, 32)
+    task.eval()
+    with torch.no_grad():
+        assert task(x).shape == (2, 5)
 
 
 def test_class_subset_is_relabelled():

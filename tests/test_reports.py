@@ -39,3 +39,19 @@ def test_each_run_carries_its_reproduction_facts():
         assert r["command"].startswith("zoo-train experiment=")
         assert r["git"].get("commit") and r["versions"].get("torch") and r["hardware"].get("cpu")
         assert r["test"] and r["params"] > 0
+
+
+def test_transfer_table_gives_each_arm_its_difference_from_scratch_and_scratchs_errors():
+    from zoo.report import transfer_table
+
+    def row(name, accs):
+        return {"experiment": name, "test": {"test/acc": accs}, "test_size": 200}
+
+    lines = transfer_table([row("t_10shot_scratch", [0.90, 0.92]), row("t_10shot_full", [0.95, 0.95]),
+                            row("t_50shot_scratch", [0.99, 0.99]), row("t_50shot_full", [0.985, 0.995]),
+                            row("lenet5_mnist5k", [0.99])])
+    text = "\n".join(lines)
+    assert "### Transfer: t" in text and "lenet5_mnist5k" not in text
+    full = next(line for line in lines if line.startswith("| full |"))
+    assert "+4.00" in full and "+0.00" in full  # 95 - 91 at 10 labels; 99 - 99 at 50
+    assert "of 200 images: 18.0 at 10 labels/class; 2.0 at 50 labels/class" in text

@@ -131,7 +131,7 @@ def transfer_table(rows: list[dict]) -> list[str]:
         arms = sorted({a for a, _ in cells}, key=lambda a: (a != "scratch", a))
         out.append(f"\n### Transfer: {task}\n")
         sizes = test_sizes[task]
-        size_note = ""
+        size_note, n_test = "", None
         if len(sizes) == 1 and None not in sizes:
             n_test = sizes.pop()
             size_note = f" Test split: {n_test} images, so one image is {100 / n_test:.2f} points."
@@ -150,6 +150,11 @@ def transfer_table(rows: list[dict]) -> list[str]:
                 delta = (statistics.fmean(vals) - statistics.fmean(base)) * 100 if base and arm != "scratch" else None
                 cols += [_pct(vals), f"{delta:+.2f}" if delta is not None else "—"]
             out.append(f"| {arm} | " + " | ".join(cols) + " |")
+        if n_test:  # how much room the scratch arm leaves: its errors, in test images
+            errs = [f"{statistics.fmean((1 - v) * n_test for v in cells[('scratch', n)]):.1f} at {n} labels/class"
+                    for n in shots if cells.get(("scratch", n))]
+            if errs:
+                out.append(f"\nScratch's mean test errors, of {n_test} images: " + "; ".join(errs) + ".")
     return out
 
 
