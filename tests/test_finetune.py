@@ -57,6 +57,7 @@ def test_probe_at_cuts_the_net_and_keeps_the_pretrained_body():
     assert (cut.head.in_features, cut.head.out_features) == (400, 5)
     x = torch.randn(3, 1, 32, 32)
     assert cut(x).shape == (3, 5)
+    assert [t.shape for t in cut.example_inputs(batch_size=3)] == [x.shape]
     with torch.no_grad():  # the body computes what the net computed at that point
         assert torch.equal(cut.body(x)["features.7"], net.features[:8](x))
     state, original = cut.state_dict(), net.state_dict()
@@ -72,6 +73,23 @@ def test_probe_at_cuts_the_net_and_keeps_the_pretrained_body():
 def test_probe_at_an_unknown_module_names_the_modules():
     with pytest.raises(ValueError, match=r"not a module of LeNet5.*features\.7"):
         CutNet(zoo.create_model("lenet5"), "features.77", num_classes=5)
+
+
+def test_probe_at_a_net_that_does_not_trace_is_refused_clearly():
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(h if h.sum() > 0 else -h)  # data-dependent: torch.fx cannot trace it
+
+        def example_inputs(self, batch_size=2):
+            return (torch.randn(batch_size, 4),)
+
+    with pytest.raises(ValueError, match="cannot cut Branchy after 'a': its forward does not trace"):
+        CutNet(Branchy(), "a", num_classes=3)
 
 
 def test_bad_preset_is_refused():

@@ -67,15 +67,20 @@ class CutNet(nn.Module):
             shown = ", ".join(names[:60]) + (f" ... ({len(names)} in all)" if len(names) > 60 else "")
             raise ValueError(f"finetune.probe_at={node!r} is not a module of {type(net).__name__}; "
                              f"its modules are: {shown}")
-        self.node = node
-        self.body = create_feature_extractor(net, return_nodes=[node])
-        self._example = net.example_inputs if hasattr(net, "example_inputs") else None
-        if self._example is None:
+        if not hasattr(net, "example_inputs"):
             raise ValueError(f"{type(net).__name__} has no example_inputs(): cannot size the probe's head")
+        self.node = node
+        try:
+            self.body = create_feature_extractor(net, return_nodes=[node])
+        except Exception as err:  # torch.fx cannot trace data-dependent control flow
+            raise ValueError(f"cannot cut {type(net).__name__} after {node!r}: its forward does not trace "
+                             f"with torch.fx ({type(err).__name__}: {err})") from err
+        example = net.example_inputs(batch_size=1)
+        self.input_shapes = [tuple(x.shape[1:]) for x in example]  # per input, without the batch
         was_training = net.training
         with torch.no_grad():
             self.body.eval()
-            features = self.body(*self._example(batch_size=1))[node].flatten(1).shape[1]
+            features = self.body(*example)[node].flatten(1).shape[1]
         self.body.train(was_training)
         self.head = nn.Linear(features, num_classes)
         # No ``zoo_spec``: a cut net is no registry architecture (its weights cannot be published
@@ -84,8 +89,8 @@ class CutNet(nn.Module):
     def forward(self, *args) -> torch.Tensor:
         return self.head(self.body(*args)[self.node].flatten(1))
 
-    def example_inputs(self, batch_size: int = 2):
-        return self._example(batch_size=batch_size)
+    def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.randn(batch_size, *shape) for shape in self.input_shapes)
 
 
 def num_outputs(net: nn.Module) -> int:
