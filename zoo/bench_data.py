@@ -69,7 +69,7 @@ def measure(experiment: str, workers: int, rounds: int) -> dict:
     # built as the overhead benchmark builds them: seeded datamodule, model and optimizer
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _compose([f"experiment={experiment}", f"++data.num_workers={workers}"], Path(tmp))
-    dm, net, loader, opt, _ = _setup(cfg, epochs=1)
+    dm, net, loader, _, opt, _ = _setup(cfg, epochs=1)
     augment = dm.augment
     smoothing = float(cfg.task.get("label_smoothing", 0.0))
     net.train()
