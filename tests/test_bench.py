@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import statistics
 
 import pytest
 import torch
@@ -260,6 +261,8 @@ def test_harness_overhead_benchmark_mechanics(tmp_path):
     for side in ("plain", "lightning", "zoo"):  # the whole epoch holds the training window
         assert all(w >= t for w, t in zip(res[f"{side}_whole_epoch_s"][0], res[f"{side}_epoch_s"][0]))
     assert math.isfinite(res["whole_ratio"]) and math.isfinite(res["lightning_whole_ratio"])
+    assert res["zoo_over_lightning_ratio"] == pytest.approx(statistics.median(
+        [statistics.median(z[1:]) / statistics.median(b[1:]) for z, b in zip(res["zoo_epoch_s"], res["lightning_epoch_s"])]))
     text = (tmp_path / "README.md").read_text()
     assert "plain PyTorch loop" in text and "bare Lightning" in text and f"{res['ratio']:.3f}" in text
 
