@@ -120,6 +120,11 @@ def test_linear_probe_run_changes_only_the_head(tmp_path):
     task.eval()
     with torch.no_grad():
         assert task(x).shape == (2, 5)
+    from zoo.weights import WeightsError, export_run  # a cut net is no registry architecture
+
+    with pytest.raises(WeightsError, match="not a registry architecture"):
+        export_run(cfg.paths.output_dir, rec["best_checkpoint"], "probe", out_dir=tmp_path / "weights")
+    assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
 
 
 def test_class_subset_is_relabelled():
