@@ -285,11 +285,13 @@ def run(overrides: list[str], epochs: int, repeats: int) -> dict:
                 whole[side].append(t["whole"])
             check_same_training(runs, r)
         cfg = _compose(overrides, Path(tmp) / "cfg")
-    med = {side: statistics.median([x for run_ in runs for x in run_[1:]]) for side, runs in times.items()}
-    whole_med = {side: statistics.median([x for run_ in runs for x in run_[1:]]) for side, runs in whole.items()}
+    def medians(table: dict) -> dict[str, float]:  # per side, over every run's epochs 2..
+        return {side: statistics.median([x for run_ in runs for x in run_[1:]]) for side, runs in table.items()}
 
-    def pair_ratios(side: str, table=times) -> list[float]:
-        return [statistics.median(a[1:]) / statistics.median(p[1:]) for p, a in zip(table["plain"], table[side])]
+    def pair_ratios(side: str, table=times, base: str = "plain") -> list[float]:
+        return [statistics.median(a[1:]) / statistics.median(p[1:]) for p, a in zip(table[base], table[side])]
+
+    med, whole_med = medians(times), medians(whole)
 
     zoo_ratios, lightning_ratios = pair_ratios("zoo"), pair_ratios("lightning")
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,8 +305,7 @@ def run(overrides: list[str], epochs: int, repeats: int) -> dict:
         "pair_ratios": zoo_ratios, "lightning_pair_ratios": lightning_ratios,
         "ratio": statistics.median(zoo_ratios), "lightning_ratio": statistics.median(lightning_ratios),
         # what the zoo adds to Lightning's own loop: zoo over bare Lightning, repeat by repeat
-        "zoo_over_lightning_ratio": statistics.median(
-            statistics.median(z[1:]) / statistics.median(b[1:]) for z, b in zip(times["zoo"], times["lightning"])),
+        "zoo_over_lightning_ratio": statistics.median(pair_ratios("zoo", base="lightning")),
         "plain_whole_epoch_s": whole["plain"], "lightning_whole_epoch_s": whole["lightning"],
         "zoo_whole_epoch_s": whole["zoo"], "whole_median_s": whole_med,
         "whole_ratio": statistics.median(pair_ratios("zoo", whole)),

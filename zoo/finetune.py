@@ -93,10 +93,19 @@ class CutNet(nn.Module):
         return tuple(torch.randn(batch_size, *shape) for shape in self.input_shapes)
 
 
+def head_module(net: nn.Module) -> tuple[str, nn.Module]:
+    """(name, module) of the head: the last module, in registration order, that holds
+    parameters of its own."""
+    owners = [(name, mod) for name, mod in net.named_modules()
+              if any(True for _ in mod.parameters(recurse=False))]
+    if not owners:
+        raise ValueError("the net has no parameters")
+    return owners[-1]
+
+
 def num_outputs(net: nn.Module) -> int:
     """The class count of a classifier: ``out_features`` / ``out_channels`` of its head."""
-    owners = [mod for _, mod in net.named_modules() if any(True for _ in mod.parameters(recurse=False))]
-    head = owners[-1]
+    _, head = head_module(net)
     for attr in ("out_features", "out_channels"):
         if hasattr(head, attr):
             return int(getattr(head, attr))
@@ -105,11 +114,8 @@ def num_outputs(net: nn.Module) -> int:
 
 def split_head(net: nn.Module) -> tuple[list[str], list[list[str]]]:
     """(head parameter names, body parameter names in ``groups``-agnostic order)."""
-    owners = [name for name, mod in net.named_modules() if any(True for _ in mod.parameters(recurse=False))]
-    if not owners:
-        raise ValueError("the net has no parameters")
-    head_module = owners[-1]
-    prefix = f"{head_module}." if head_module else ""
+    name, _ = head_module(net)
+    prefix = f"{name}." if name else ""
     names = [n for n, _ in net.named_parameters()]
     head = [n for n in names if n.startswith(prefix) and "." not in n[len(prefix):]]
     body = [n for n in names if n not in head]
@@ -118,9 +124,7 @@ def split_head(net: nn.Module) -> tuple[list[str], list[list[str]]]:
 
 def reset_head(net: nn.Module) -> str:
     """Re-initialise the head module (its own ``reset_parameters``); returns its name."""
-    owners = [(name, mod) for name, mod in net.named_modules()
-              if any(True for _ in mod.parameters(recurse=False))]
-    name, mod = owners[-1]
+    name, mod = head_module(net)
     if not hasattr(mod, "reset_parameters"):
         raise ValueError(f"the head {name!r} ({type(mod).__name__}) cannot be re-initialised")
     mod.reset_parameters()
