@@ -227,8 +227,14 @@ class ImageClassificationDataModule(L.LightningDataModule):
         return images[keep], new[keep]
 
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
+        # Every iterator a DataLoader starts draws a base seed for its workers from its
+        # generator -- torch's global one when none is given. The training loader shuffles with
+        # the global generator (seeded by ``seed``); an evaluation loader gets a generator of its
+        # own, so that validating (or not, or more often) leaves the training draws of later
+        # epochs as they were.
+        generator = None if shuffle else torch.Generator().manual_seed(0)
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, generator=generator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, self.batch_size)

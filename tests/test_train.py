@@ -338,3 +338,37 @@ def test_ema_decay_ramps_up_and_ema_runs_train(tmp_path, quick):
     assert cfg.callbacks.ema._target_ == "zoo.callbacks.EMAWithWarmup"
     rec = train(cfg)
     assert 0.0 <= rec["test"]["test/acc"] <= 1.0 and rec["best_checkpoint"]
+
+
+def test_validating_leaves_the_training_draws_alone(tmp_path, quick):
+    """Evaluation loaders draw from their own generator: a run that validates after every epoch
+    trains exactly as one that never validates (same shuffles, same augmentation), so its weights
+    after the last epoch are bit-identical."""
+    import lightning as L
+
+    from zoo.train import build
+
+    weights = []
+    for i, limit_val in enumerate(("1.0", "0")):
+        cfg = compose_train(["experiment=lenet5_mnist5k", *quick, "callbacks=none", "logger=none",
+                             "trainer.max_epochs=3", f"trainer.limit_val_batches={limit_val}"], tmp_path / str(i))
+        L.seed_everything(cfg.seed, workers=True)
+        dm, task, trainer, _ = build(cfg)
+        trainer.fit(task, datamodule=dm)
+        assert (sum(trainer.num_val_batches) > 0) == (limit_val != "0")  # one side validates
+        weights.append({k: v.clone() for k, v in task.net.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_an_evaluation_pass_draws_nothing_from_the_global_generator():
+    from datamodules import MNIST5kDataModule
+
+    dm = MNIST5kDataModule(batch_size=128)
+    dm.setup()
+    state = torch.get_rng_state()
+    for loader in (dm.val_dataloader(), dm.test_dataloader()):
+        for _ in loader:
+            pass
+    assert torch.equal(torch.get_rng_state(), state)
+    next(iter(dm.train_dataloader()))  # the training loader shuffles with it, as before
+    assert not torch.equal(torch.get_rng_state(), state)
