@@ -183,7 +183,7 @@ def test_drop_path_keeps_the_expectation():
     x = torch.ones(20000, 1, 1, 1)
     y = drop.train()(x)
     kept = y[y != 0]
-    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.75))  # survivors rescaled
+    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.75))  # survivors rescaled (1/0.75 rounded once in float32)
     assert abs(y.mean().item() - 1.0) < 0.03 and abs((y == 0).float().mean().item() - 0.25) < 0.03
     assert torch.equal(drop.eval()(x), x)
 

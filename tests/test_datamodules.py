@@ -45,7 +45,8 @@ def test_batch_contract(mnist5k):
     x, y = next(iter(mnist5k.train_dataloader()))
     assert x.dtype == torch.float32 and x.shape == (64, 1, 28, 28)
     assert y.dtype == torch.int64 and y.shape == (64,)
-    # normalised with MNIST's mean/std: background pixels map to -mean/std
+    # normalised with MNIST's mean/std: background pixels map to -mean/std (float32 arithmetic
+    # against a float64 quotient: a few ulps of 0.42, far inside 1e-5)
     assert torch.isclose(x.min(), torch.tensor(-0.1307 / 0.3081), atol=1e-5)
 
 
@@ -55,7 +56,7 @@ def test_padding_to_32_uses_background():
     x = dm.test_set.tensors[0]
     assert x.shape[1:] == (3, 32, 32)
     border = torch.cat([x[..., :2, :].flatten(), x[..., -2:, :].flatten()])
-    assert torch.allclose(border, torch.tensor(-0.1307 / 0.3081))
+    assert torch.allclose(border, torch.tensor(-0.1307 / 0.3081))  # float32 vs float64: ulps
 
 
 def test_binary_one_against_rest():
@@ -95,6 +96,7 @@ def test_augmentations_keep_shape_and_are_seeded():
     assert a.shape == x.shape and torch.equal(a, b) and not torch.allclose(a, x)
     assert torch.equal(RandomCropFlip(padding=0, flip_p=0.0)(x), x)
     assert torch.equal(RandomCropFlip(padding=0, flip_p=1.0)(x), x.flip(-1))
+    # the identity transform still resamples: grid coordinates rounded in float32 (1e-5 of a pixel)
     assert torch.allclose(RandomAffine(degrees=0, translate=0, scale=(1, 1))(x), x, atol=1e-5)
     y = RandomCropFlip(padding=4, flip_p=0.0)(x)
     assert y.shape == x.shape
@@ -109,7 +111,7 @@ def test_resize_to_draws_the_image_into_a_box_then_pads():
     background = (0.0 - 0.1307) / 0.3081
     border = torch.cat([x[..., :6, :].flatten(), x[..., -6:, :].flatten(), x[..., :, :6].flatten(),
                         x[..., :, -6:].flatten()])
-    assert torch.allclose(border, torch.full_like(border, background))
+    assert torch.allclose(border, torch.full_like(border, background))  # float32 vs float64: ulps
     assert (x[..., 6:26, 6:26] > background + 1e-3).any()  # the digit is in the box
     assert dm.describe()["resize_to"] == 20
     for bad in (0, 33, 21):  # not positive, larger than the canvas, odd margin

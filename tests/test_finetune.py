@@ -47,6 +47,7 @@ def test_discriminative_rates_decay_away_from_the_head():
     net = zoo.create_model("lenet5")
     groups = param_groups(net, 0.1, FinetuneSpec(mode="discriminative", groups=3, layer_decay=0.5))
     lrs = {g["name"]: g["lr"] for g in groups}
+    # 0.1 x 0.5^k: halving is exact in binary, approx's 1e-6 only covers the written decimals
     assert lrs == pytest.approx({"head": 0.1, "body2": 0.05, "body1": 0.025, "body0": 0.0125})
     assert sum(len(g["params"]) for g in groups) == sum(1 for _ in net.parameters())
 

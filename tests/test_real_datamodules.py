@@ -67,7 +67,7 @@ def test_mnist_like_reads_real_format(tmp_path, cls, folder):
     x, y = dm.train_set.tensors
     assert x.shape == (90, 1, 32, 32) and x.dtype == torch.float32
     assert y.dtype == torch.int64
-    # padding to 32x32 is background (0 before normalisation)
+    # padding to 32x32 is background (0 before normalisation; float32 vs float64 quotient: ulps)
     assert torch.allclose(x[:, :, :2], torch.tensor(-dm.mean[0] / dm.std[0]))
     assert torch.allclose(x[:, :, :, -2:], torch.tensor(-dm.mean[0] / dm.std[0]))
 

@@ -283,9 +283,18 @@ def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Pat
 def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | None = None,
                  out=None) -> int:
     """Run the suite's recorded runs again in a scratch folder and compare every validation and
-    test metric with the recorded one, exactly. Writes ``reports/bench/verify/<suite>.json``."""
+    test metric with the recorded one, exactly. Writes ``reports/bench/verify/<suite>.json``.
+
+    Bit-identity is promised on the machine that recorded a run (same CPU model, torch threads,
+    GPU and torch version: ``zoo.reproducibility``). A run recorded on another machine is run and
+    its differences listed, but not judged: training compounds the last-bit differences of
+    another CPU's sums. Exit status: 0 when every run recorded on this machine is identical, 1
+    when one differs or fails, 3 when no run of the suite was recorded on this machine."""
     import shutil
     import tempfile
+
+    from zoo.reproducibility import same_machine
+    from zoo.runinfo import git_info, hardware, library_versions
 
     out = out or sys.stdout
     seeds = list(seeds if seeds is not None else suite["seeds"])
@@ -316,20 +325,40 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                     for split in ("val", "test") for k in sorted(set(old[split]) | set(new[split]))
                     if old[split].get(k) != new[split].get(k)}
             match = not diff
-            mismatches += not match
-            results.append({"experiment": e, "seed": s, "match": match, "differences": diff,
-                            "metrics": new["test"]})
-            print("identical" if match else f"DIFFERENT: {diff}", file=out, flush=True)
+            here = same_machine(old)
+            mismatches += here and not match
+            results.append({"experiment": e, "seed": s, "match": match, "same_machine": here,
+                            "recorded_on": _machine_words(old), "differences": diff, "metrics": new["test"]})
+            verdict = "identical" if match else f"DIFFERENT: {diff}"
+            if not here:
+                verdict = f"recorded on another machine ({_machine_words(old)}), not judged: {verdict}"
+            print(verdict, file=out, flush=True)
             shutil.rmtree(scratch / "runs" / e / f"seed{s}", ignore_errors=True)
-    from zoo.runinfo import git_info
-
+    judged = [r for r in results if r.get("same_machine", True)]
+    elsewhere = len(results) - len(judged)
+    if not judged:
+        print(f"suite {suite['name']}: no run was recorded on this machine "
+              f"({_machine_words({'hardware': hardware(), 'versions': library_versions()})}), so none "
+              "can be checked bit for bit here; record the suite on this machine first "
+              f"(zoo-bench {suite['name']} --force), then verify", file=out)
+        return 3
     _write_json_atomic(reports_dir / "bench" / "verify" / f"{suite['name']}.json", {
-        "suite": suite["name"], "seeds": seeds, "checked": len(results),
-        "identical": sum(r["match"] for r in results), "commit": git_info().get("commit"),
+        "suite": suite["name"], "seeds": seeds, "checked": len(judged),
+        "identical": sum(r["match"] for r in judged), "recorded_elsewhere": elsewhere,
+        "machine": _machine_words({"hardware": hardware(), "versions": library_versions()}),
+        "commit": git_info().get("commit"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": results})
-    print(f"suite {suite['name']}: {len(results) - mismatches}/{len(results)} runs reproduced every "
-          f"validation and test metric exactly", file=out)
+    print(f"suite {suite['name']}: {len(judged) - mismatches}/{len(judged)} runs recorded on this machine "
+          "reproduced every validation and test metric exactly"
+          + (f"; {elsewhere} recorded on another machine, listed above, not judged" if elsewhere else ""),
+          file=out)
     return 1 if mismatches else 0
+
+
+def _machine_words(record: dict) -> str:
+    hw, versions = record.get("hardware", {}), record.get("versions", {})
+    return (f"{hw.get('cpu', '?')}, {hw.get('torch_threads', '?')} torch threads"
+            + (f", {hw['gpu']}" if hw.get("gpu") else "") + f", torch {versions.get('torch', '?')}")
 
 
 def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:

@@ -64,10 +64,30 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in run(task, datamodule=dm, verbose=False)[0].items()}
     if trainer.is_global_zero:
         print(json.dumps(metrics, indent=2))
+        if cfg.get("weights") and not cfg.get("data"):
+            _compare_with_card(cfg.weights, cfg.split, metrics)
         if cfg.get("output"):
             Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
             Path(cfg.output).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _compare_with_card(name: str, split: str, metrics: dict) -> None:
+    """Say how a published weight's figures compare with its card, and what each promises on a
+    machine other than the one that recorded them (``zoo.reproducibility``)."""
+    from zoo.reproducibility import compare_metrics
+    from zoo.weights import weight_card
+
+    card = weight_card(name)
+    if (card.split or {}).get("name", "test") != split:
+        return
+    checks = compare_metrics(metrics, card.metrics, card.exact_metrics())
+    ok = all(c.ok for c in checks)
+    print(f"zoo-eval: {name} {'reproduces' if ok else 'does NOT reproduce'} its card "
+          "(count-based metrics exactly; floating-point sums within a tolerance, since another CPU "
+          "or thread count adds in another order):", file=sys.stderr)
+    for c in checks:
+        print(f"  {c.line()}", file=sys.stderr)
 
 
 @hydra.main(version_base="1.3", config_path=str(zoo_conf.CONF_DIR), config_name="eval")

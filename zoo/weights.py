@@ -87,6 +87,21 @@ class WeightCard:
     def tag(self) -> str:
         return self.name.split(".", 1)[1]
 
+    def exact_metrics(self) -> tuple[str, ...]:
+        """The count-based metrics of the task that produced the weight (reproducible exactly)."""
+        target = (self.config.get("task") or {}).get("_target_")
+        if not target:
+            return ()
+        from hydra.utils import get_class
+
+        return tuple(getattr(get_class(target), "exact_metrics", ()))
+
+    def reproducibility(self) -> dict[str, str]:
+        """What each recorded metric promises when the weight is evaluated on another machine."""
+        from zoo.reproducibility import promises
+
+        return promises(self.metrics, self.exact_metrics())
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo"))

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in (None, "list"):
             return _list(getattr(args, "pattern", "*"))
         if args.cmd == "show":
-            print(json.dumps(asdict(weight_card(args.name)), indent=2))
+            card = weight_card(args.name)
+            print(json.dumps({**asdict(card), "reproducibility": card.reproducibility()}, indent=2))
             return 0
         if args.cmd == "verify":
             names = list_weights(args.pattern)

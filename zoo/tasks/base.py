@@ -45,6 +45,10 @@ class ZooTask(L.LightningModule):
     """Base of every task. Subclasses call ``super().__init__(net, optimizer, scheduler, ...)``
     and then ``self.save_hyperparameters(ignore=[...])``."""
 
+    # metrics that are ratios of integer counts, hence identical on any machine that makes the
+    # same predictions (zoo.reproducibility); every other metric is compared within a tolerance
+    exact_metrics: tuple[str, ...] = ()
+
     def __init__(
         self,
         net: nn.Module,

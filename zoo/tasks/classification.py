@@ -61,6 +61,8 @@ class ClassificationTask(ZooTask):
             each optimizer step; ``zoo-train`` fills them from ``trainer.gradient_clip_val``.
     """
 
+    exact_metrics = ("acc", "f1")  # ratios of counts of correct / true and false positive predictions
+
     def __init__(
         self,
         net: nn.Module,

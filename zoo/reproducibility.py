@@ -1,0 +1,111 @@
+"""What a recorded figure promises, on the machine that recorded it and on another one.
+
+**The same machine** (same CPU model, torch thread count, GPU and library versions): training,
+evaluation and ``zoo-bench --verify`` reproduce every figure bit for bit. The kernels torch
+picks, and the order in which they add floating-point numbers, are then the same.
+
+**Another machine**: a CPU with other vector units (AVX-512, AVX2, or none:
+``ATEN_CPU_CAPABILITY=default``), another blocking or another thread count adds the same
+numbers in another order, and a float32 sum can change in its last bits. So:
+
+* evaluating the same weights on the same data gives the same predictions, hence *identical*
+  figures that are ratios of integer counts (accuracy, F1 from true/false positive counts,
+  confusion matrices) -- these are compared exactly;
+* a figure that is itself a floating-point sum (a loss, a mean probability, a time) agrees within
+  :data:`FLOAT_SUM`, stated below with its reason;
+* training again is a long chain of such sums: the last-bit differences grow along the
+  trajectory, and a re-trained run lands within the spread of the recorded seeds, not on the
+  recorded figure (``zoo-bench --verify`` says which machine recorded each run).
+
+A task names its count-based metrics in ``exact_metrics`` (e.g. ``("acc", "f1")`` for
+classification); every other metric is compared within :data:`FLOAT_SUM`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rel: float
+    abs: float
+    reason: str
+
+    def holds(self, found: float, recorded: float) -> bool:
+        if self.rel == 0 and self.abs == 0:
+            return found == recorded
+        return math.isclose(found, recorded, rel_tol=self.rel, abs_tol=self.abs)
+
+    def describe(self) -> str:
+        return "exact" if self.rel == 0 and self.abs == 0 else f"within rel {self.rel:g} / abs {self.abs:g}"
+
+
+EXACT = Tolerance(0.0, 0.0, "a ratio of integer counts: the same predictions give the same float32 "
+                            "division on any machine")
+
+# Measured: evaluating the 19 published weights with AVX2 kernels, with torch's non-vectorized
+# kernels (ATEN_CPU_CAPABILITY=default) and with one thread (OMP_NUM_THREADS=1) changed no
+# prediction, and changed the test loss by at most 4.2e-7 relative (7 float32 ulps, on a 500-image
+# mean). 1e-5 leaves a 24-fold margin for CPUs that block their sums differently again, and is
+# still far below what a real change makes: one of 500 images whose loss moves by 0.01 moves the
+# mean by 2e-5 absolute (about 4e-5 relative at a typical loss of 0.5).
+FLOAT_SUM = Tolerance(1e-5, 1e-7, "a floating-point sum: another CPU or thread count adds in another "
+                                  "order (measured: at most 4.2e-7 relative over the published weights)")
+
+
+def metric_tolerance(key: str, exact_metrics: Iterable[str] = ()) -> Tolerance:
+    """The tolerance of ``stage/name`` (``test/acc``): exact for the task's count-based metrics."""
+    return EXACT if key.rsplit("/", 1)[-1] in set(exact_metrics) else FLOAT_SUM
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    key: str
+    found: float | None
+    recorded: float
+    tolerance: Tolerance
+
+    @property
+    def ok(self) -> bool:
+        return self.found is not None and self.tolerance.holds(self.found, self.recorded)
+
+    def line(self) -> str:
+        if self.found is None:
+            return f"{self.key}: missing (recorded {self.recorded!r})"
+        verdict = "ok" if self.ok else "DIFFERS"
+        delta = "" if self.found == self.recorded else f", |diff| {abs(self.found - self.recorded):.2g}"
+        return (f"{self.key}: {self.found!r} against recorded {self.recorded!r} "
+                f"({self.tolerance.describe()}{delta}: {verdict})")
+
+
+def compare_metrics(found: Mapping[str, float], recorded: Mapping[str, float],
+                    exact_metrics: Iterable[str] = ()) -> list[MetricCheck]:
+    """Check every recorded metric against the one found, each with its tolerance."""
+    exact_metrics = tuple(exact_metrics)
+    return [MetricCheck(k, None if found.get(k) is None else float(found[k]), float(v),
+                        metric_tolerance(k, exact_metrics)) for k, v in recorded.items()]
+
+
+def promises(keys: Iterable[str], exact_metrics: Iterable[str] = ()) -> dict[str, str]:
+    """For a weight card: what each metric promises on another machine, and why."""
+    exact_metrics = tuple(exact_metrics)
+    out = {}
+    for k in keys:
+        tol = metric_tolerance(k, exact_metrics)
+        out[k] = f"{tol.describe()}: {tol.reason}"
+    return out
+
+
+def machine_key(hardware: Mapping, versions: Mapping) -> tuple:
+    """What must match for bit-identical figures: CPU model, torch threads, GPU, torch version."""
+    return (hardware.get("cpu"), hardware.get("torch_threads"), hardware.get("gpu"), versions.get("torch"))
+
+
+def same_machine(record: Mapping) -> bool:
+    """Was the run ``record`` (a ``metrics.json``) recorded on a machine like this one?"""
+    from zoo.runinfo import hardware, library_versions
+
+    return machine_key(record.get("hardware", {}), record.get("versions", {})) == \
+        machine_key(hardware(), library_versions())
