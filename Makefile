@@ -24,13 +24,13 @@ run: $(STAMP)
 	rm -rf $(MAIN_RUN)
 	$(BIN)/zoo-train record=true seed=$(SEED) hydra.run.dir=$(MAIN_RUN)
 	$(BIN)/zoo-eval ckpt_path=$(MAIN_RUN)/checkpoints/best.ckpt output=$(MAIN_RUN)/eval_test.json
-	$(BIN)/python -m zoo.report
+	$(BIN)/zoo-report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 report: $(STAMP)
-	$(BIN)/python -m zoo.report
+	$(BIN)/zoo-report
 
 models: $(STAMP)
 	$(BIN)/zoo-models

@@ -1,8 +1,9 @@
 """Image-classification DataModules: embedded (offline) data and the full torchvision datasets."""
-from datamodules.augment import Compose, RandomAffine, RandomCropFlip, RandomElastic
-from datamodules.base import DatasetNotFoundError, ImageClassificationDataModule, stratified_split
-from datamodules.embedded import Digits8x8DataModule, MNIST5kDataModule
-from datamodules.torchvision_data import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from datamodules.vision.augment import Compose, RandomAffine, RandomCropFlip, RandomElastic
+from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule, stratified_split
+from datamodules.vision.embedded import Digits8x8DataModule, MNIST5kDataModule
+from datamodules.vision.folder import ImageFolderDataModule
+from datamodules.vision.torchvision_data import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
     "DatasetNotFoundError",
@@ -13,6 +14,7 @@ __all__ = [
     "MNISTDataModule",
     "FashionMNISTDataModule",
     "CIFAR10DataModule",
+    "ImageFolderDataModule",
     "RandomAffine",
     "RandomCropFlip",
     "RandomElastic",

@@ -1,16 +1,28 @@
-"""Shared machinery for image-classification DataModules whose data fits in memory."""
+"""What every DataModule of the zoo shares, whatever its modality.
+
+:class:`ZooDataModule` is a LightningDataModule with four additions the entry points rely on:
+
+* ``data_facts()``: what the data tells the net and the task (class names and count, input
+  channels and shape, a vocabulary's size and padding index ...). Model and task configs read a
+  fact with the ``${data_fact:<name>}`` interpolation; ``zoo-train`` sets the datamodule up before
+  building the net when, and only when, a config asks for one (``zoo.conf.data_facts_from``).
+* ``collate``: how examples become a batch (``None``: torch's default collation). A datamodule
+  whose examples have different sizes (boxes, token sequences) overrides it.
+* ``read_input(path)``: one of the user's own files read into what the datamodule's batches hold,
+  for ``zoo-predict`` on a checkpoint.
+* loaders whose evaluation iterators draw from a generator of their own, so that validating
+  (or not, or more often) leaves the training draws of later epochs as they were.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -35,197 +47,43 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
     return [np.sort(rest)] + parts
 
 
-class ImageClassificationDataModule(L.LightningDataModule):
-    """Base for in-memory image classification data.
-
-    Subclasses implement ``load()`` returning ``(images, labels, test_images, test_labels)``:
-    images as uint8 (N, C, H, W) tensors (or float in [0, 1]), labels as int64 (N,); the test
-    pair is ``None`` when the dataset has no official test split, in which case ``test_fraction``
-    of the data is held out (stratified by class) as the test split. ``val_fraction`` of the
-    training data is always held out (stratified) for model selection; the test split is never
-    used for it.
-
-    Batch contract (train/val/test loaders): ``(x, y)`` with ``x`` float32
-    (B, in_chans, image_size, image_size), normalised with the dataset's mean and std, and ``y``
-    int64 (B,) class indices; with ``positive_class`` set, ``y`` is 1 for that class and 0 for
-    every other (binary task). Training batches are augmented on the device by ``augment``.
+class ZooDataModule(L.LightningDataModule):
+    """Base of the zoo's DataModules. Subclasses build ``train_set``, ``val_set`` and ``test_set``
+    (map-style datasets) in ``setup`` and state their batch contract in their docstring.
 
     Args:
-        batch_size: training batch size (``eval_batch_size`` for val/test, default the same).
-        val_fraction, test_fraction: held-out fractions (see above).
-        image_size: output side; smaller native images are padded with background (as LeNet-5's
-            32x32 input from 28x28 digits), other sizes are resized bilinearly.
-        in_chans: 1 or 3; grey images are replicated to 3 channels when 3 is asked.
-        num_classes: must match the dataset (2 with ``positive_class``); checked, so a config
-            that says otherwise fails early.
-        positive_class: turn the task into "this class against the rest".
-        augment: a module (or a list of modules, applied in order) run on training batches
-            after transfer (see ``augment.py``).
-        split_seed: seed of the train/val/test split (independent of the training seed, so that
-            every training seed is measured on the same test split).
-        limit: keep only this many training examples (stratified), for few-label experiments.
-        classes: keep only these classes (original labels), relabelled 0..k-1 in this order,
-            e.g. ``[5, 6, 7, 8, 9]`` (transfer between disjoint class sets).
-        normalize: ``[mean, std]`` (per channel) replacing the dataset's own statistics, e.g. those
-            a pretrained net was trained with.
-        resize_to: first resize the native image (bilinearly) to this side, then pad it to
-            ``image_size``: e.g. 8x8 digits drawn into a 20x20 box on a 32x32 canvas, the framing
-            of MNIST digits (20x20 inside 28x28) that LeNet-5 sees.
-        train_on_val: add the validation split to the training data -- the final refit once a
-            recipe has been chosen on validation. The splits are drawn as usual (the test split
-            is the same), but nothing is left to validate on: ``val_dataloader`` returns no loader,
-            and ``zoo-train`` refuses a config that still validates or picks checkpoints by a
-            validation figure (set ``trainer.limit_val_batches: 0`` and keep the last epoch).
+        batch_size: training batch size.
+        eval_batch_size: validation/test batch size (default: ``batch_size``).
+        num_workers: loader worker processes (0: load in the main process).
     """
 
     name: str = "dataset"
-    mean: tuple[float, ...] = (0.5,)
-    std: tuple[float, ...] = (0.5,)
-    native_chans: int = 1
-    native_size: int = 28
-    classes: tuple[str, ...] = tuple(str(i) for i in range(10))
 
-    def __init__(
-        self,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        image_size: int | None = None,
-        in_chans: int | None = None,
-        num_classes: int | None = None,
-        positive_class: int | None = None,
-        augment: nn.Module | Sequence[nn.Module] | None = None,
-        split_seed: int = 0,
-        limit: int | None = None,
-        num_workers: int = 0,
-        normalize: Sequence[Sequence[float]] | None = None,
-        classes: Sequence[int] | None = None,
-        resize_to: int | None = None,
-        train_on_val: bool = False,
-    ):
+    def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0):
         super().__init__()
-        self.train_on_val = bool(train_on_val)
-        self.subset = None
-        if classes is not None:  # a subset of the classes, relabelled 0..k-1 in the given order
-            self.subset = [int(c) for c in classes]
-            if len(set(self.subset)) != len(self.subset) or len(self.subset) < 2 or \
-                    not all(0 <= c < len(self.classes) for c in self.subset):
-                raise ValueError(f"{self.name}: classes must be at least two distinct labels in "
-                                 f"0..{len(self.classes) - 1}, got {list(classes)}")
-            if positive_class is not None:
-                raise ValueError(f"{self.name}: give classes or positive_class, not both")
-        if normalize is not None:  # (mean, std) per channel, e.g. a pretrained net's statistics
-            mean, std = (tuple(float(v) for v in seq) for seq in normalize)
-            if len(mean) != len(std) or len(mean) not in (1, 3) or min(std) <= 0:
-                raise ValueError(f"{self.name}: normalize must be [mean, std] with 1 or 3 values each "
-                                 f"and positive std, got {normalize}")
-            self.mean, self.std = mean, std
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.image_size = image_size or self.native_size
-        if resize_to is not None and not (0 < resize_to <= self.image_size
-                                          and (self.image_size - resize_to) % 2 == 0):
-            raise ValueError(f"{self.name}: resize_to must be positive, at most image_size "
-                             f"({self.image_size}) and differ from it by an even number, got {resize_to}")
-        self.resize_to = resize_to
-        self.in_chans = in_chans or self.native_chans
-        if self.in_chans not in (self.native_chans, 3):
-            raise ValueError(f"{self.name}: in_chans must be {self.native_chans} or 3, got {in_chans}")
-        if positive_class is not None and not 0 <= positive_class < len(self.classes):
-            raise ValueError(f"{self.name}: positive_class must be in 0..{len(self.classes) - 1}")
-        self.positive_class = positive_class
-        expected = 2 if positive_class is not None else len(self.subset or self.classes)
-        if num_classes is not None and num_classes != expected:
-            raise ValueError(
-                f"{self.name}: num_classes={num_classes} but the data has {expected} classes"
-                + (" (binary: positive_class is set)" if positive_class is not None else "")
-            )
-        self.num_classes = expected
-        if isinstance(augment, (list, tuple)):
-            augment = nn.Sequential(*augment)
-        self.augment = augment
-        self.split_seed = split_seed
-        self.limit = limit
         self.num_workers = num_workers
-        self.train_set = self.val_set = self.test_set = None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
 
-    # -- to implement ---------------------------------------------------------------------------
-    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        raise NotImplementedError
+    # -- what subclasses may override -----------------------------------------------------------
+    collate: Callable[[list], Any] | None = None  # None: torch's default collation
 
-    @property
-    def class_names(self) -> list[str]:
-        if self.positive_class is not None:
-            return [f"not {self.classes[self.positive_class]}", self.classes[self.positive_class]]
-        if self.subset is not None:
-            return [self.classes[c] for c in self.subset]
-        return list(self.classes)
+    def data_facts(self) -> dict[str, Any]:
+        """Facts about the data that the net and the task are built from (after ``setup``)."""
+        return {}
 
-    # -- preprocessing --------------------------------------------------------------------------
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float (N, C, H, W) -> normalised float32 (N, in_chans, image_size, image_size)."""
-        x = images.float()
-        if images.dtype == torch.uint8:
-            x = x / 255.0
-        if self.resize_to is not None and self.resize_to != x.shape[-1]:
-            r = self.resize_to
-            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=r < x.shape[-1])
-        h = x.shape[-1]
-        s = self.image_size
-        if s > h and (s - h) % 2 == 0:
-            p = (s - h) // 2
-            x = F.pad(x, (p, p, p, p), value=0.0)  # background is black (0) before normalising
-        elif s != h:
-            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=s < h)
-        if self.in_chans == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        if len(self.mean) == 1 and self.in_chans == 3:
-            mean, std = mean.expand(1, 3, 1, 1), std.expand(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous()
+    def describe(self) -> dict[str, Any]:
+        """Facts for reports (split sizes, input shape ...); by default the data facts."""
+        return {"dataset": self.name, **self.data_facts()}
 
-    def targets(self, labels: torch.Tensor) -> torch.Tensor:
-        labels = labels.long()
-        if self.positive_class is not None:
-            return (labels == self.positive_class).long()
-        return labels
+    def read_input(self, path: Path) -> Any:
+        """One of the user's files as one example of what the batches hold (net inputs only)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read your own files yet")
 
-    # -- Lightning hooks ------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        images, labels, test_images, test_labels = self.load()
-        if self.subset is not None:
-            images, labels = self._keep_subset(images, labels)
-            if test_images is not None:
-                test_images, test_labels = self._keep_subset(test_images, test_labels)
-        y = labels.numpy()
-        if test_images is None:
-            train_idx, val_idx, test_idx = stratified_split(y, [self.val_fraction, self.test_fraction], self.split_seed)
-            test_images, test_labels = images[test_idx], labels[test_idx]
-        else:
-            train_idx, val_idx = stratified_split(y, [self.val_fraction], self.split_seed)
-        if self.limit is not None and self.limit < len(train_idx):
-            keep, _ = train_test_split(train_idx, train_size=self.limit, stratify=y[train_idx],
-                                       random_state=self.split_seed)
-            train_idx = np.sort(keep)
-        if self.train_on_val:  # the validation split joins training; nothing is left to validate on
-            train_idx, val_idx = np.sort(np.concatenate([train_idx, val_idx])), val_idx[:0]
-        self.train_set = TensorDataset(self.preprocess(images[train_idx]), self.targets(labels[train_idx]))
-        self.val_set = TensorDataset(self.preprocess(images[val_idx]), self.targets(labels[val_idx]))
-        self.test_set = TensorDataset(self.preprocess(test_images), self.targets(test_labels))
-
-    def _keep_subset(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Only the examples of ``self.subset``'s classes, relabelled by their position in it."""
-        lookup = torch.full((len(self.classes),), -1, dtype=torch.long)
-        lookup[torch.tensor(self.subset)] = torch.arange(len(self.subset))
-        new = lookup[labels.long()]
-        keep = new >= 0
-        return images[keep], new[keep]
-
+    # -- loaders ----------------------------------------------------------------------------------
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
         # Every iterator a DataLoader starts draws a base seed for its workers from its
         # generator -- torch's global one when none is given. The training loader shuffles with
@@ -234,35 +92,14 @@ class ImageClassificationDataModule(L.LightningDataModule):
         # epochs as they were.
         generator = None if shuffle else torch.Generator().manual_seed(0)
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, generator=generator)
+                          persistent_workers=self.num_workers > 0, generator=generator,
+                          collate_fn=self.collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, self.batch_size)
 
     def val_dataloader(self) -> DataLoader | list:
-        if self.train_on_val:  # an empty validation split: no loader (Lightning skips validation)
-            return []
         return self._loader(self.val_set, False, self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, False, self.eval_batch_size)
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x, y = batch
-            batch = (self.augment(x), y)
-        return batch
-
-    def describe(self) -> dict:
-        """Facts for reports: sizes of each split and the input shape."""
-        return {
-            "dataset": self.name + (f"[{','.join(map(str, self.subset))}]" if self.subset else ""),
-            "train_size": len(self.train_set) if self.train_set is not None else None,
-            "val_size": len(self.val_set) if self.val_set is not None else None,
-            **({"train_on_val": True} if self.train_on_val else {}),
-            "test_size": len(self.test_set) if self.test_set is not None else None,
-            "input_shape": [self.in_chans, self.image_size, self.image_size],
-            **({"resize_to": self.resize_to} if self.resize_to is not None else {}),
-            "num_classes": self.num_classes,
-            "class_names": self.class_names,
-        }

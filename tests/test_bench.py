@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import bench, bench_throughput
+from zoo.bench import suite as bench
+from zoo.bench import throughput as bench_throughput
 from zoo.flops import count_flops, format_flops, reference_input_shape
 from zoo.layers import scale_width
 from zoo.registry import count_parameters
-from zoo.report import load_runs
-from zoo.torchvision_compat import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
+from zoo.reporting.report import load_runs
+from zoo.weights.torchvision import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
 
 
 # ---------------------------------------------------------------- FLOPs
@@ -48,7 +49,7 @@ def test_flops_restore_training_mode_and_format():
 
 
 def test_zoo_models_lists_flops(capsys):
-    from zoo.models_cli import main
+    from zoo.cli.models import main
 
     assert main(["resnet*_cifar"]) == 0
     out = capsys.readouterr().out
@@ -213,7 +214,7 @@ def test_killed_suite_resumes_without_rerunning_or_damage(tmp_path):
     suite.write_text("seeds: [0, 1, 2]\nexperiments: [mlp_digits8x8]\n"
                      f"overrides: {json.dumps(QUICK)}\n")
     reports, logs = tmp_path / "reports", tmp_path / "logs"
-    cmd = [sys.executable, "-m", "zoo.bench", str(suite), "--reports", str(reports), "--logs", str(logs)]
+    cmd = [sys.executable, "-m", "zoo.bench.suite", str(suite), "--reports", str(reports), "--logs", str(logs)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     first = reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json"
     book_path = reports / "bench" / "three.json"
@@ -243,7 +244,7 @@ def test_optuna_sweep_runs_from_one_command_and_lands_in_reports(tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "zoo.train", "-m", "experiment=mlp_digits8x8",
+    cmd = [sys.executable, "-m", "zoo.cli.train", "-m", "experiment=mlp_digits8x8",
            "hparams_search=lenet5_lr_wd", "hydra.sweeper.n_trials=2", *QUICK,
            f"paths.multirun_root={tmp_path / 'multirun'}", f"paths.reports_dir={tmp_path / 'reports'}",
            f"paths.output_root={tmp_path / 'outputs'}"]
@@ -260,7 +261,7 @@ def test_optuna_sweep_runs_from_one_command_and_lands_in_reports(tmp_path):
 
 
 def test_harness_overhead_benchmark_mechanics(tmp_path):
-    from zoo import bench_overhead
+    from zoo.bench import overhead as bench_overhead
 
     rc = bench_overhead.main(["experiment=mlp_digits8x8", "trainer=cpu", "--epochs", "2", "--repeats", "1",
                               "--out", str(tmp_path)])
@@ -285,7 +286,7 @@ def test_harness_overhead_benchmark_mechanics(tmp_path):
 def test_harness_overhead_refuses_sides_that_trained_differently():
     """The sides must have trained the same trajectory (same mean training loss every epoch);
     summing in another order is allowed, another shuffle is not."""
-    from zoo.bench_overhead import check_same_training
+    from zoo.bench.overhead import check_same_training
 
     same = {"plain": {"loss": [0.9, 0.5]}, "lightning": {"loss": [0.9, 0.5 + 1e-8]}, "zoo": {"loss": [0.9, 0.5]}}
     check_same_training(same, 0)
@@ -295,7 +296,7 @@ def test_harness_overhead_refuses_sides_that_trained_differently():
 
 
 def test_compute_benchmark_mechanics(tmp_path):
-    from zoo import bench_compute
+    from zoo.bench import compute as bench_compute
 
     rc = bench_compute.main(["--models", "lenet5,resnet20_cifar", "--batch-size", "2", "--rounds", "1",
                              "--warmup", "0", "--peak-sizes", "64,128", "--out", str(tmp_path)])
@@ -335,7 +336,7 @@ def test_default_suite_covers_every_embedded_experiment(tmp_path):
 
 
 def test_data_pipeline_benchmark_mechanics(tmp_path):
-    from zoo import bench_data
+    from zoo.bench import data as bench_data
 
     rc = bench_data.main(["--experiments", "mlp_digits8x8", "--rounds", "1", "--out", str(tmp_path)])
     assert rc == 0
@@ -348,7 +349,7 @@ def test_data_pipeline_benchmark_mechanics(tmp_path):
 
 
 def test_scaling_benchmark_configurations_and_report():
-    from zoo import bench_scaling
+    from zoo.bench import scaling as bench_scaling
 
     names = [c["name"] for c in bench_scaling.configurations(cuda_devices=0)]
     assert names == ["cpu x1", "cpu ddp x2"]
@@ -361,7 +362,7 @@ def test_scaling_benchmark_configurations_and_report():
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="torch.distributed with gloo is needed")
 def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
-    from zoo import bench_scaling
+    from zoo.bench import scaling as bench_scaling
 
     rc = bench_scaling.main(["experiment=mlp_digits8x8", "--epochs", "2", "--repeats", "1", "--out", str(tmp_path)])
     assert rc == 0

@@ -11,7 +11,7 @@ import pytest
 import torch.distributed as dist
 
 from conftest import ROOT, compose_train
-from zoo.eval import evaluate
+from zoo.cli.eval import evaluate
 from zoo.reproducibility import FLOAT_SUM
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -22,7 +22,7 @@ def test_ddp_cpu_matches_single_process_eval(tmp_path):
     run_dir = tmp_path / "ddp"
     env = dict(os.environ, HYDRA_FULL_ERROR="1")
     r = subprocess.run(
-        [sys.executable, "-m", "zoo.train", "experiment=lenet5_mnist5k", "trainer=ddp_cpu",
+        [sys.executable, "-m", "zoo.cli.train", "experiment=lenet5_mnist5k", "trainer=ddp_cpu",
          "trainer.max_epochs=2", "trainer.limit_train_batches=16", "trainer.enable_progress_bar=false",
          "logger=csv", f"hydra.run.dir={run_dir}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,

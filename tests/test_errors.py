@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, compose_train
 from datamodules import DatasetNotFoundError
 from zoo.tasks import load_task
-from zoo.train import train
+from zoo.cli.train import train
 
 
 def run_cli(module: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -21,26 +21,26 @@ def run_cli(module: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_unknown_experiment(tmp_path):
-    r = run_cli("zoo.train", "experiment=lenet99", f"hydra.run.dir={tmp_path}")
+    r = run_cli("zoo.cli.train", "experiment=lenet99", f"hydra.run.dir={tmp_path}")
     assert r.returncode != 0
     assert "Could not find 'experiment/lenet99'" in r.stderr
     assert "lenet5_mnist5k" in r.stderr  # the available options are listed
 
 
 def test_unknown_model_name(tmp_path):
-    r = run_cli("zoo.train", "model.name=lenet", "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}")
+    r = run_cli("zoo.cli.train", "model.name=lenet", "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}")
     assert r.returncode != 0
     assert "Unknown model 'lenet'" in r.stderr and "Did you mean: lenet5" in r.stderr
 
 
 def test_wrong_override(tmp_path):
-    r = run_cli("zoo.train", "trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
+    r = run_cli("zoo.cli.train", "trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
     assert r.returncode != 0
     assert "max_epoch" in r.stderr and "not in struct" in r.stderr
 
 
 def test_missing_dataset_with_downloads_off(tmp_path):
-    r = run_cli("zoo.train", "experiment=lenet5_mnist", f"paths.data_dir={tmp_path / 'nowhere'}",
+    r = run_cli("zoo.cli.train", "experiment=lenet5_mnist", f"paths.data_dir={tmp_path / 'nowhere'}",
                 f"hydra.run.dir={tmp_path / 'run'}")
     assert r.returncode != 0
     assert "MNIST" in r.stderr and "download=true" in r.stderr and str(tmp_path / "nowhere") in r.stderr
@@ -53,12 +53,12 @@ def test_missing_dataset_in_process(tmp_path):
 
 
 def test_eval_missing_checkpoint(tmp_path):
-    r = run_cli("zoo.eval", f"ckpt_path={tmp_path / 'none.ckpt'}")
+    r = run_cli("zoo.cli.eval", f"ckpt_path={tmp_path / 'none.ckpt'}")
     assert r.returncode != 0 and "checkpoint not found" in r.stderr
 
 
 def test_eval_needs_a_checkpoint():
-    r = run_cli("zoo.eval")
+    r = run_cli("zoo.cli.eval")
     assert r.returncode != 0 and "ckpt_path" in r.stderr
 
 
@@ -77,14 +77,14 @@ def test_foreign_checkpoint_is_refused(tmp_path):
 
 
 def test_models_cli_lists_models():
-    r = run_cli("zoo.models_cli")
+    r = run_cli("zoo.cli.models")
     assert r.returncode == 0 and "lenet5" in r.stdout and "60,850" in r.stdout
-    r = run_cli("zoo.models_cli", "nothing*")
+    r = run_cli("zoo.cli.models", "nothing*")
     assert r.returncode == 1 and "no registered model" in r.stderr
 
 
 def test_unknown_weight_name_is_one_line_not_a_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "zoo.eval", "weights=lenet5.nosuchtag", "trainer=cpu",
+    r = subprocess.run([sys.executable, "-m", "zoo.cli.eval", "weights=lenet5.nosuchtag", "trainer=cpu",
                         f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert "zoo-eval:" in r.stderr and "lenet5.nosuchtag" in r.stderr

@@ -9,14 +9,19 @@ import zoo
 
 from conftest import ROOT, compose_train
 from fakedata import write_cifar, write_mnist
-from zoo.train import train
+from test_image_folder import write_split
+from zoo.cli.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 FAKE_WRITERS = {
     "datamodules.MNISTDataModule": lambda root: write_mnist(root, "MNIST"),
     "datamodules.FashionMNISTDataModule": lambda root: write_mnist(root, "FashionMNIST"),
     "datamodules.CIFAR10DataModule": write_cifar,
+    # your own images: a folder of PNG and JPEG files, 12 per class, in the ImageFolder layout
+    "datamodules.ImageFolderDataModule": lambda root: write_split(root / "images", "train", 12),
 }
+# where the writer's data is, for datamodules that are told (they have no default place)
+DATA_ROOT = {"datamodules.ImageFolderDataModule": "images"}
 
 
 def test_there_are_experiments():
@@ -26,8 +31,12 @@ def test_there_are_experiments():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(tmp_path, experiment):
-    cfg = compose_train([f"experiment={experiment}", "trainer=cpu", "trainer.fast_dev_run=true",
-                         "trainer.enable_progress_bar=false", "logger=none"], tmp_path)
+    overrides = [f"experiment={experiment}", "trainer=cpu", "trainer.fast_dev_run=true",
+                 "trainer.enable_progress_bar=false", "logger=none"]
+    target = compose_train(overrides, tmp_path).data._target_
+    if target in DATA_ROOT:
+        overrides.append(f"data.root={tmp_path / 'data' / DATA_ROOT[target]}")
+    cfg = compose_train(overrides, tmp_path)
     assert cfg.experiment_name == experiment
     writer = FAKE_WRITERS.get(cfg.data._target_)
     if writer is not None:

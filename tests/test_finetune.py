@@ -8,8 +8,8 @@ import torch
 import zoo
 from conftest import compose_train
 from datamodules import MNIST5kDataModule
-from zoo.finetune import CutNet, FinetuneSpec, apply_freezing, body_groups, param_groups, split_head
-from zoo.train import train
+from zoo.tasks.finetune import CutNet, FinetuneSpec, apply_freezing, body_groups, param_groups, split_head
+from zoo.cli.train import train
 
 
 def test_head_is_the_classifier():

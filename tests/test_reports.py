@@ -6,7 +6,7 @@ import csv
 import shutil
 
 from conftest import ROOT
-from zoo.report import load_runs, summarise, write_report
+from zoo.reporting.report import load_runs, summarise, write_report
 
 REPORTS = ROOT / "reports"
 
@@ -42,7 +42,7 @@ def test_each_run_carries_its_reproduction_facts():
 
 
 def test_transfer_table_gives_each_arm_its_difference_from_scratch_and_scratchs_errors():
-    from zoo.report import transfer_table
+    from zoo.reporting.report import transfer_table
 
     def row(name, accs):
         return {"experiment": name, "test": {"test/acc": accs}, "test_size": 200}

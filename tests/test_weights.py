@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 import zoo
 from conftest import compose_train
 from zoo import weights as W
-from zoo.eval import evaluate
+from zoo.cli.eval import evaluate
 from zoo.reproducibility import EXACT, compare_metrics
 
 SHIPPED = W.list_weights()
@@ -142,7 +142,7 @@ def _digit_image(path: Path, dark_on_light: bool = False):
 
 @pytest.mark.skipif(not any(n.startswith("lenet5.") for n in SHIPPED), reason="lenet5 weights not shipped")
 def test_predict_reads_png_and_jpeg_and_rejects_other_files(tmp_path, capsys):
-    from zoo.predict import main
+    from zoo.cli.predict import main
 
     _digit_image(tmp_path / "one.png")
     _digit_image(tmp_path / "one.jpg", dark_on_light=True)
@@ -161,7 +161,7 @@ def test_predict_reads_png_and_jpeg_and_rejects_other_files(tmp_path, capsys):
 def test_torchvision_weights_through_the_foreign_path_match_torchvision(tmp_path, name):
     """torchvision's model with random weights, saved as torchvision publishes them (a state
     dict .pth); loaded into ours by `pretrained="imagenet"` from that file; same outputs."""
-    from zoo.torchvision_compat import torchvision_model
+    from zoo.weights.torchvision import torchvision_model
 
     torch.manual_seed(0)
     ref = torchvision_model(name).eval()
@@ -195,7 +195,7 @@ def test_a_hub_cache_file_with_the_wrong_hash_is_refused(tmp_path, monkeypatch):
 
 
 def test_imagenet_weights_with_a_new_head(tmp_path):
-    from zoo.torchvision_compat import torchvision_model
+    from zoo.weights.torchvision import torchvision_model
 
     path = tmp_path / "resnet18.pth"
     torch.save(torchvision_model("resnet18").state_dict(), path)

@@ -102,7 +102,7 @@ def create_model(name: str, pretrained: str | None = None, pretrained_path: str 
     an argument that changes a tensor's shape (another ``num_classes``) leaves that tensor freshly
     initialised, which the log reports. ``pretrained="imagenet"`` loads torchvision's ImageNet
     weights into a model torchvision also has (from ``pretrained_path``, torch's hub cache, or a
-    download when online; see ``zoo.torchvision_compat``).
+    download when online; see ``zoo.weights.torchvision``).
 
     The returned module carries ``zoo_spec = {"name": ..., "kwargs": ...}`` so that a
     checkpoint can rebuild it without the caller re-stating the configuration.
@@ -122,7 +122,7 @@ def create_model(name: str, pretrained: str | None = None, pretrained_path: str 
     model = card.builder(**kwargs)
     model.zoo_spec = {"name": name, "kwargs": dict(kwargs)}
     if pretrained == "imagenet":
-        from zoo.torchvision_compat import load_torchvision_pretrained
+        from zoo.weights.torchvision import load_torchvision_pretrained
 
         load_torchvision_pretrained(model, name, pretrained_path)
     elif pretrained:

@@ -1,20 +1,12 @@
-"""What every task shares: optimizer/scheduler construction from Hydra partials, and
-checkpoints that rebuild their own net.
+"""The task contract, and what every task shares: cheap exact metric logging, manual
+optimization (closures for L-BFGS, gradient accumulation), optimizer and scheduler construction
+from Hydra partials, and checkpoints that rebuild their own nets.
 
 A checkpoint written by a ``ZooTask`` holds, beside Lightning's own state, a ``"zoo"`` entry
-``{"task_class": "module.Class", "net_spec": {"name": ..., "kwargs": ...}, "config": {...}}``:
-``load_task(path)`` rebuilds the net from the registry with those arguments, then restores the
-weights, so a user never re-states the model config.
-
-Optimization is manual (``automatic_optimization = False``), still in Lightning's own loop
-and strategies: ``training_step`` takes the subclass's ``training_loss``, then zeroes the
-gradients, calls ``manual_backward``, clips (in ``on_before_optimizer_step``, where mixed
-precision has already unscaled the gradients) and steps the optimizer and the scheduler. The
-arithmetic is that of Lightning's automatic loop, in the same order; what goes is the
-closure machinery and half a dozen hook dispatches per step, which on a small net cost more
-than the net's own step (``zoo-bench-overhead`` measures it). Gradient clipping is therefore
-a task argument (``gradient_clip_val``, ``gradient_clip_algorithm``); ``zoo-train`` passes
-``trainer.gradient_clip_val`` on to it. Gradient accumulation is not supported.
+``{"task_class": "module.Class", "net_specs": {"net": {"name": ..., "kwargs": ...}, ...},
+"config": {...}, "rng_states": {...}}``: ``load_task(path)`` rebuilds each net from the registry
+with those arguments, then the task with its saved hyperparameters, then restores the weights,
+so a user never re-states the model config.
 
 It also holds the random-number generators' states (torch, CUDA, NumPy, Python) at the moment
 it was written. Lightning restores weights, optimizer, scheduler and loop counters on
@@ -27,8 +19,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
+import math
 import random
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -36,15 +29,68 @@ from typing import Any, Callable
 import lightning as L
 import torch
 import torch.nn as nn
+from torchmetrics import Metric, MetricCollection
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
 
 class ZooTask(L.LightningModule):
-    """Base of every task. Subclasses call ``super().__init__(net, optimizer, scheduler, ...)``
-    and then ``self.save_hyperparameters(ignore=[...])``."""
+    """Base of every task: the task contract, and the machinery every objective shares.
 
+    **The contract.** A task is the only place that knows its objective. ``zoo-train``,
+    ``zoo-eval``, ``zoo-predict``, weight export, ``zoo-bench`` and the report consult these
+    and nothing else:
+
+    * ``family`` (report section), ``batch_contract`` (what a batch holds), ``nets`` (the init
+      arguments that are nets, each rebuilt from the registry by :func:`load_task`),
+      ``data_facts_used`` (datamodule facts handed to ``__init__`` by the entry points, e.g.
+      ``class_names``; a vocabulary for decoding travels the same way and is kept in the
+      checkpoint's hyperparameters);
+    * metrics: ``build_metrics(prefix)`` (one ``MetricCollection`` per stage), ``primary_metric``
+      with ``higher_is_better``, ``exact_metrics`` (ratios of counts: identical on any machine,
+      ``zoo.reproducibility``), ``report_columns()`` (the family's columns, primary first);
+    * the step: ``shared_step(batch, stage) -> (loss, outputs, target)``; ``metric_inputs``
+      turns a flush's concatenated outputs into what the metrics take;
+    * outputs: ``predict_step`` and ``describe_prediction`` (one JSON-able record per input,
+      for ``zoo-predict``); ``test_outputs()`` (extra figures a test run records, e.g. a
+      confusion matrix) and ``draw_outputs(record, folder, data_facts)`` (the family's plots,
+      PNG names returned; the report shows them inline).
+
+    A new task writes ``shared_step``, ``build_metrics`` and, where it has them, its outputs;
+    the base keeps the per-step cost low and the figures exact:
+
+    **Logging cost.** On a CPU a small net's training step takes a few milliseconds, and both
+    ``self.log`` and a torchmetrics ``update`` cost a sizeable fraction of that. So a step only
+    keeps its outputs, targets and loss (``_EpochAccumulator``); the metric objects receive them
+    in one ``update`` every ``flush_every`` batches (sooner for large outputs) and on the
+    epoch's last batch, and are logged once per epoch (Lightning computes, syncs across
+    processes and resets a logged metric object at the epoch's end). The step loss is written to
+    the loggers directly, on the steps Lightning's logger cadence would write
+    (``log_every_n_steps``). The figures are exactly those of per-step updates, and the loss is
+    summed in the same order as Lightning's own mean.
+
+    **Optimization** is manual (``automatic_optimization = False``), still in Lightning's own
+    loop and strategies: ``training_step`` takes ``training_loss``, then zeroes the gradients,
+    calls ``manual_backward``, clips (in ``on_before_optimizer_step``, where mixed precision has
+    already unscaled the gradients) and steps the optimizer and the scheduler -- the arithmetic
+    of Lightning's automatic loop, in the same order, without the closure machinery and half a
+    dozen hook dispatches per step. Two cases add to it:
+
+    * an optimizer whose ``step`` needs a closure (L-BFGS, which re-evaluates the loss during
+      its line search) gets one; the batch's metrics are kept from the first evaluation only;
+    * ``accumulate_grad_batches=k`` adds the gradients of ``k`` batches (each loss divided by
+      ``k``) before one optimizer step -- the gradient of a k-times larger batch, for recipes
+      whose batch does not fit (``zoo-train`` hands ``trainer.accumulate_grad_batches`` on).
+    """
+
+    # -- the contract (class attributes; see the docstring) ---------------------------------------
+    family: str = "Other"
+    batch_contract: str = "a batch as its datamodule's docstring states"
+    nets: tuple[str, ...] = ("net",)
+    data_facts_used: tuple[str, ...] = ()
+    primary_metric: str = "loss"
+    higher_is_better: bool = False
     # metrics that are ratios of integer counts, hence identical on any machine that makes the
     # same predictions (zoo.reproducibility); every other metric is compared within a tolerance
     exact_metrics: tuple[str, ...] = ()
@@ -55,40 +101,31 @@ class ZooTask(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
-        finetune: dict | None = None,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
+        accumulate_grad_batches: int = 1,
     ):
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         if gradient_clip_algorithm not in ("norm", "value"):
             raise ValueError(f"gradient_clip_algorithm must be 'norm' or 'value', got {gradient_clip_algorithm!r}")
+        if int(accumulate_grad_batches) < 1:
+            raise ValueError(f"accumulate_grad_batches must be a positive integer, got {accumulate_grad_batches!r}")
         self.automatic_optimization = False
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
+        self.accumulate_grad_batches = int(accumulate_grad_batches)
         self._stepped_epoch_scheduler = False
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.net_spec = getattr(net, "zoo_spec", None)
-        from zoo.finetune import FinetuneSpec
-
-        self.finetune = FinetuneSpec(**finetune) if finetune else None
-        if self.finetune is not None and self.finetune.probe_at:
-            from zoo.finetune import CutNet, num_outputs
-
-            self.net = net = CutNet(net, self.finetune.probe_at, num_outputs(net))
-            logging.getLogger(__name__).warning(
-                "finetune: cut the net after %r; a new linear head (%d -> %d) replaces the layers above",
-                self.finetune.probe_at, net.head.in_features, net.head.out_features)
-        elif self.finetune is not None and self.finetune.reset_head:
-            from zoo.finetune import reset_head
-
-            head = reset_head(net)
-            logging.getLogger(__name__).warning("finetune: re-initialised the head %r (reset_head)", head)
         self.run_config: dict | None = None  # the resolved training config, stored in checkpoints
+        self.last_train_loss: float | None = None  # the last step loss written (progress bar)
+        self._metrics_ready = False
+        self._closure_optimizer: bool | None = None
 
     # Lightning sets ``_current_fx_name`` (a hook's name, or None) twice around every hook it
     # calls: about thirty times per training step. ``nn.Module.__setattr__`` checks each
@@ -105,20 +142,210 @@ class ZooTask(L.LightningModule):
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
 
-    # -- optimisation ---------------------------------------------------------------------------
-    def training_loss(self, batch, batch_idx: int) -> torch.Tensor:
-        """The loss of one training batch (subclasses implement it; metrics are theirs too)."""
+    # -- what a task implements -----------------------------------------------------------------
+    def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, Any, Any]:
+        """``(loss, outputs, target)`` of one batch: the loss to train on (a scalar), and what the
+        metrics are updated with at the next flush (tensors with the batch first, concatenated
+        across batches; see ``metric_inputs``)."""
         raise NotImplementedError
 
+    def build_metrics(self, prefix: str) -> MetricCollection:
+        """A new ``MetricCollection`` for one stage (``prefix`` is ``train/``, ``val/`` or ``test/``)."""
+        raise NotImplementedError
+
+    def metric_inputs(self, outputs: torch.Tensor, target: torch.Tensor, stage: str):
+        """What the metric objects' ``update`` takes, from a flush's concatenated outputs."""
+        return outputs, target
+
+    def metric_update_context(self):
+        """The context the metric updates run in (e.g. exact counting under deterministic mode)."""
+        return nullcontext()
+
+    def on_metrics_flushed(self, stage: str, preds, target) -> None:
+        """After each flush's update: for figures beside the collection (a test confusion matrix)."""
+
+    @classmethod
+    def report_columns(cls) -> list[tuple[str, str, float]]:
+        """The family's report columns: ``(metric key, header, scale)``, primary metric first;
+        a scale of 100 prints a fraction as a percentage."""
+        return [(f"test/{cls.primary_metric}", f"test {cls.primary_metric}", 1.0)]
+
+    def test_outputs(self) -> dict[str, Any]:
+        """Figures beside the metrics that a test run records (JSON-able)."""
+        return {}
+
+    @classmethod
+    def draw_outputs(cls, record: dict, folder: Path, data_facts: dict) -> list[str]:
+        """Draw the family's plots of a finished run into ``folder``; return the file names."""
+        return []
+
+    def describe_prediction(self, output, top: int = 5) -> dict:
+        """One JSON-able record of ``predict_step``'s output for one input."""
+        value = output.tolist() if isinstance(output, torch.Tensor) else output
+        return {"output": value}
+
+    def predict_step(self, batch, batch_idx: int = 0):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.net(x)
+
+    # -- metrics, kept cheap ------------------------------------------------------------------------
+    flush_every = 64  # batches of outputs kept before the torchmetrics objects are updated
+    flush_values = 1 << 20  # ... or this many kept values (4 MiB of float32), whichever comes first
+
+    def init_metrics(self) -> None:
+        """Build each stage's metric collection and loss mean (a subclass calls it at the end
+        of its ``__init__``, once what ``build_metrics`` needs is set)."""
+        self.train_metrics = self.build_metrics("train/")
+        self.val_metrics = self.build_metrics("val/")
+        self.test_metrics = self.build_metrics("test/")
+        self.train_loss, self.val_loss, self.test_loss = EpochMean(), EpochMean(), EpochMean()
+        self._pending = {stage: _EpochAccumulator() for stage in ("train", "val", "test")}
+        self._metrics_ready = True
+
+    def _stage_metrics(self, stage: str) -> MetricCollection:
+        return {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
+
+    def _mean_loss(self, stage: str) -> "EpochMean":
+        return {"train": self.train_loss, "val": self.val_loss, "test": self.test_loss}[stage]
+
+    def _step(self, batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
+        if not self._metrics_ready:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must end with self.init_metrics()")
+        loss, outputs, target = self.shared_step(batch, stage)
+        pending = self._pending[stage]
+        if batch_idx == 0:  # a new epoch (or a sanity check before it): nothing carries over
+            pending.clear()
+        pending.add(outputs.detach(), target, loss.detach())
+        last = batch_idx + 1 >= self._batches_per_epoch(stage)
+        if last or len(pending) >= self.flush_every or pending.kept_values >= self.flush_values:
+            self._flush(stage, end_of_epoch=last)
+        if batch_idx == 0:  # the objects are registered once; Lightning computes them at epoch end
+            name = "train/loss_epoch" if stage == "train" else f"{stage}/loss"
+            self.log(name, self._mean_loss(stage), on_step=False, on_epoch=True, prog_bar=True)
+            self.log_dict(self._stage_metrics(stage), on_step=False, on_epoch=True, prog_bar=stage != "train")
+        if stage == "train" and self._logger_writes_this_step():
+            self._log_step_loss(loss)
+        return loss
+
+    def _logger_writes_this_step(self) -> bool:
+        """True on the training steps whose logged values reach the logger (Lightning writes
+        every ``log_every_n_steps``-th step) -- and on every step when there is no trainer."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(trainer.log_every_n_steps or 1))
+        return (self.global_step + 1) % every == 0 or self.global_step == 0
+
+    def _log_step_loss(self, loss: torch.Tensor) -> None:
+        """Write the step loss straight to the loggers (``train/loss_step``) and keep it for the
+        progress bar (``last_train_loss``). Going through ``self.log`` would make Lightning
+        gather, convert and hand on the logged values on every step, not only on these."""
+        value = float(loss.detach())
+        self.last_train_loss = value
+        trainer = self._trainer
+        if trainer is None:
+            return
+        for logger in trainer.loggers:
+            logger.log_metrics({"train/loss_step": value, "epoch": self.current_epoch}, step=self.global_step)
+
+    def _batches_per_epoch(self, stage: str) -> float:
+        """Batches the running epoch of ``stage`` has (1 without a trainer: every step flushes;
+        inf for an iterable loader of unknown length: the epoch-end hooks flush)."""
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        if stage == "train":
+            n = trainer.num_training_batches
+        elif stage == "val":
+            n = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
+        else:
+            n = trainer.num_test_batches
+        if isinstance(n, (list, tuple)):
+            n = n[0] if len(n) == 1 else float("inf")
+        return n
+
+    def _flush(self, stage: str, end_of_epoch: bool) -> None:
+        """Hand the kept outputs to the metric objects (and, at the epoch's end, the loss sum)."""
+        pending = self._pending[stage]
+        if len(pending):
+            outputs, target = pending.take_outputs()
+            preds, target = self.metric_inputs(outputs, target, stage)
+            with self.metric_update_context():
+                self._stage_metrics(stage).update(preds, target)
+                self.on_metrics_flushed(stage, preds, target)
+        if end_of_epoch and pending.loss_count:
+            total, count = pending.take_loss()
+            self._mean_loss(stage).update(total, count)
+
+    def training_loss(self, batch, batch_idx: int) -> torch.Tensor:
+        """The loss of one training batch, its outputs kept for the epoch's metrics."""
+        return self._step(batch, "train", batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val", batch_idx)
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test", batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._flush("val", end_of_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._flush("test", end_of_epoch=True)
+
+    # -- optimisation ---------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        loss = self.training_loss(batch, batch_idx)
         opt = self.optimizers()
-        opt.zero_grad()
-        self.manual_backward(loss)
-        opt.step()  # on_before_optimizer_step (clipping) runs inside, after any unscaling
+        if self._closure_optimizer is None:  # looked up once: a signature costs more than a small step
+            self._closure_optimizer = _needs_closure(opt)
+        if self._closure_optimizer:
+            return self._closure_step(opt, batch, batch_idx)
+        k = self.accumulate_grad_batches
+        if k == 1:
+            loss = self.training_loss(batch, batch_idx)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()  # on_before_optimizer_step (clipping) runs inside, after any unscaling
+            if self.scheduler_factory is not None:
+                self._step_scheduler(batch_idx)
+            return loss.detach()
+        # gradient accumulation: a window of k batches (the epoch's last window may be shorter)
+        total = self.trainer.num_training_batches
+        first_of_window = batch_idx % k == 0
+        last_of_window = (batch_idx + 1) % k == 0 or batch_idx + 1 >= total
+        loss = self.training_loss(batch, batch_idx)
+        if first_of_window:
+            opt.zero_grad()
+        self.manual_backward(loss / k)
+        if last_of_window:
+            opt.step()
+            if self.scheduler_factory is not None:
+                self._step_scheduler(batch_idx)
+        return loss.detach()
+
+    def _closure_step(self, opt, batch, batch_idx):
+        """One step of an optimizer that re-evaluates the loss (L-BFGS): the first evaluation is
+        the step's own (its outputs feed the metrics), the line search's later ones only
+        recompute the loss."""
+        if self.accumulate_grad_batches != 1:
+            raise ValueError(f"{type(opt.optimizer).__name__} re-evaluates the loss within a step; "
+                             "it cannot accumulate gradients over batches (set accumulate_grad_batches=1)")
+        first: list[torch.Tensor] = []
+
+        def closure():
+            opt.zero_grad()
+            if not first:
+                loss = self.training_loss(batch, batch_idx)
+                first.append(loss.detach())
+            else:
+                loss = self.shared_step(batch, "train")[0]
+            self.manual_backward(loss)
+            return loss
+
+        opt.step(closure=closure)
         if self.scheduler_factory is not None:
             self._step_scheduler(batch_idx)
-        return loss.detach()
+        return first[0]
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.gradient_clip_val:
@@ -136,44 +363,35 @@ class ZooTask(L.LightningModule):
             self._stepped_epoch_scheduler = True
 
     def on_train_epoch_end(self) -> None:
+        self._flush("train", end_of_epoch=True)  # a no-op unless the loader's length was unknown
         if (self.scheduler_factory is not None and self.scheduler_interval == "epoch"
                 and not self._stepped_epoch_scheduler and self.trainer.num_training_batches == float("inf")):
             self.lr_schedulers().step()  # a loader of unknown length: its end is known only now
         self._stepped_epoch_scheduler = False
 
+    def parameter_groups(self) -> list | Any:
+        """What the optimizer is built over: every parameter that trains (a task may return
+        groups with their own learning rates, e.g. fine-tuning presets)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def optimizer_base_lr(self) -> float | None:
+        factory = self.optimizer_factory
+        return factory.keywords.get("lr") if isinstance(factory, partial) else None
+
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("no optimizer configured: pass optimizer=functools.partial(torch.optim.X, ...)")
-        if self.finetune is not None:
-            from zoo.finetune import param_groups
-
-            base_lr = (self.optimizer_factory.keywords.get("lr") if isinstance(self.optimizer_factory, partial)
-                       else None)
-            if base_lr is None:
-                raise ValueError("fine-tuning presets need the optimizer's lr in its config")
-            opt = self.optimizer_factory(param_groups(self.net, base_lr, self.finetune))
-        else:
-            params = [p for p in self.parameters() if p.requires_grad]
-            opt = self.optimizer_factory(params)
+        opt = self.optimizer_factory(self.parameter_groups())
+        self._closure_optimizer = None
         if self.scheduler_factory is None:
             return opt
         sched = self._build_scheduler(opt)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.scheduler_interval}}
 
-    def on_train_epoch_start(self) -> None:
-        if self.finetune is not None:
-            from zoo.finetune import apply_freezing
-
-            frozen = apply_freezing(self.net, self.finetune, self.current_epoch)
-            if self.current_epoch == 0 or self.finetune.mode == "gradual_unfreeze":
-                n = sum(1 for _ in self.net.parameters())
-                self.print(f"[finetune {self.finetune.mode}] epoch {self.current_epoch}: "
-                           f"{n - len(frozen)}/{n} parameter tensors train")
-
     def _build_scheduler(self, opt):
         """Fill in the schedule length when the config leaves it out: ``total_steps`` (one-cycle)
-        and ``T_max`` (cosine) are derived from the trainer, in steps or epochs to match
-        ``scheduler_interval``."""
+        and ``T_max`` (cosine) are derived from the trainer, in optimizer steps or epochs to
+        match ``scheduler_interval``."""
         factory = self.scheduler_factory
         target = factory.func if isinstance(factory, partial) else factory
         given = factory.keywords if isinstance(factory, partial) else {}
@@ -183,7 +401,7 @@ class ZooTask(L.LightningModule):
             params = {}
         extra: dict[str, Any] = {}
         if self.scheduler_interval == "step":
-            length = int(self.trainer.estimated_stepping_batches)
+            length = math.ceil(int(self.trainer.estimated_stepping_batches) / self.accumulate_grad_batches)
         else:
             length = int(self.trainer.max_epochs or 1)
         if "total_steps" in params and given.get("total_steps") is None:
@@ -195,10 +413,19 @@ class ZooTask(L.LightningModule):
         return factory(opt, **extra)
 
     # -- checkpoints ----------------------------------------------------------------------------
+    def net_specs(self) -> dict[str, dict | None]:
+        """The registry name and arguments of each of the task's nets (``nets``)."""
+        specs = {}
+        for name in self.nets:
+            module = getattr(self, name, None)
+            specs[name] = self.net_spec if name == "net" else getattr(module, "zoo_spec", None)
+        return specs
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["zoo"] = {
             "task_class": f"{type(self).__module__}.{type(self).__qualname__}",
             "net_spec": self.net_spec,
+            "net_specs": self.net_specs(),
             "config": self.run_config,
             "rng_states": capture_rng_states(),
         }
@@ -224,6 +451,92 @@ class ZooTask(L.LightningModule):
         states = getattr(self, "_resume_rng_states", None)
         if states is not None:
             restore_rng_states(states)
+
+    # every task class, by qualified name: what load_task may rebuild (a class is known once its
+    # module is imported -- zoo.tasks' own, or a user's or a test's that defines one)
+    registry: dict[str, type] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ZooTask.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+
+def _needs_closure(opt) -> bool:
+    """Does this (Lightning-wrapped) optimizer's ``step`` require a closure (L-BFGS)?"""
+    inner = getattr(opt, "optimizer", opt)
+    try:
+        param = inspect.signature(type(inner).step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is inspect.Parameter.empty
+
+
+class EpochMean(Metric):
+    """The sample-weighted mean of per-batch losses over an epoch, fed with a running sum
+    (``update(sum of loss * batch size, number of samples)``); summed across processes."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, total: torch.Tensor, count: int | torch.Tensor) -> None:
+        self.total = self.total + total
+        self.count = self.count + count
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count
+
+
+class _EpochAccumulator:
+    """What the steps of one stage hand on, kept until the next flush: the outputs, the targets
+    and the batch losses. A step only appends to lists -- no tensor operation of its own, so it
+    adds no kernel launches to the step. At a flush the kept outputs and targets are
+    concatenated, and the losses are added into the running sum as ``sum(loss_b * size_b)`` one
+    batch at a time, in step order (the arithmetic and the order of Lightning's own epoch mean,
+    so the figure is the same to the last bit)."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self.outputs: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        self.losses: list[tuple[torch.Tensor, int]] = []
+        self.loss_total: torch.Tensor | None = None
+        self.loss_count = 0
+        self.kept_values = 0
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
+    def add(self, outputs: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+        self.outputs.append(outputs)
+        self.targets.append(target)
+        n = int(target.shape[0])
+        self.losses.append((loss, n))
+        self.loss_count += n
+        self.kept_values += outputs.numel()
+
+    def take_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self._fold_losses()
+        outputs, target = torch.cat(self.outputs), torch.cat(self.targets)
+        self.outputs, self.targets, self.kept_values = [], [], 0
+        return outputs, target
+
+    def _fold_losses(self) -> None:
+        for loss, n in self.losses:
+            weighted = loss.float() * n
+            self.loss_total = weighted if self.loss_total is None else self.loss_total + weighted
+        self.losses = []
+
+    def take_loss(self) -> tuple[torch.Tensor, int]:
+        self._fold_losses()
+        total, count = self.loss_total, self.loss_count
+        self.loss_total, self.loss_count = None, 0
+        return total, count
 
 
 def capture_rng_states() -> dict:
@@ -271,25 +584,38 @@ def _read_checkpoint(path: str | Path) -> dict:
         ) from err
 
 
+def task_class(name: str) -> type[ZooTask]:
+    """The task class a checkpoint names. Classes of ``zoo.tasks`` are imported by name; any other
+    must already be defined in this process (its module imported by the user), so that reading a
+    checkpoint never imports a module it names."""
+    if name not in ZooTask.registry and name.startswith("zoo.tasks."):
+        importlib.import_module(name.rpartition(".")[0])
+    if name not in ZooTask.registry:
+        raise ValueError(f"task class {name!r} is neither in zoo.tasks nor defined in this process: "
+                         "import the module that defines it before loading the checkpoint")
+    return ZooTask.registry[name]
+
+
 def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> ZooTask:
-    """Rebuild a task and its net from a checkpoint written by ``zoo-train``."""
+    """Rebuild a task and its nets from a checkpoint written by ``zoo-train``."""
     ckpt = _read_checkpoint(path)
     meta = ckpt.get("zoo")
-    if not meta or not meta.get("net_spec"):
+    specs = (meta or {}).get("net_specs") or ({"net": meta["net_spec"]} if meta and meta.get("net_spec") else None)
+    if not specs or not specs.get("net"):
         raise ValueError(
             f"{path} holds no zoo metadata (net name and arguments); only checkpoints written by "
             "zoo-train can be loaded by name-free rebuilding"
         )
     from zoo.registry import create_model
 
-    module_name, _, cls_name = meta["task_class"].rpartition(".")
-    if not module_name.startswith("zoo.tasks"):
-        raise ValueError(f"{path}: refusing task class {meta['task_class']!r} outside zoo.tasks")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    spec = meta["net_spec"]
-    net = create_model(spec["name"], **spec["kwargs"])
+    cls = task_class(meta["task_class"])
+    nets = {}
+    for name, spec in specs.items():
+        if not spec:
+            raise ValueError(f"{path}: the task's net {name!r} was not built by the registry; it cannot be rebuilt")
+        nets[name] = create_model(spec["name"], **spec["kwargs"])
     hparams = dict(ckpt.get("hyper_parameters", {}))
-    task = cls(net=net, **hparams)
+    task = cls(**nets, **hparams)
     task.load_state_dict(ckpt["state_dict"])
     task.run_config = meta.get("config")
     return task.to(map_location)

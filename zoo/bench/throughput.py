@@ -31,7 +31,7 @@ from torch import nn
 
 from zoo.runinfo import write_rows_csv
 from zoo.registry import count_parameters
-from zoo.torchvision_compat import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
+from zoo.weights.torchvision import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
 
 # published-figure order: the pairs the issue names first
 DEFAULT_MODELS = list(TORCHVISION_EQUIVALENTS)
@@ -137,7 +137,7 @@ def _render(rows: list[dict], args: argparse.Namespace, command: str, elapsed: f
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    from zoo import plots  # noqa: F401  (selects the non-interactive backend)
+    from zoo.reporting import plots  # noqa: F401  (selects the non-interactive backend)
     import matplotlib.pyplot as plt
 
     names = [r["model"] for r in rows]

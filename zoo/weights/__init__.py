@@ -37,7 +37,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent / "weights"
+PACKAGE_DIR = Path(__file__).resolve().parent  # the published files and cards sit beside this module
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, zip (torch.save) archives
 
 
@@ -76,6 +76,8 @@ class WeightCard:
     split: dict[str, Any] = field(default_factory=dict)       # the held-out split the metrics are on
     num_classes: int = 0
     class_names: list[str] = field(default_factory=list)
+    # other facts of the data the task needs to decode its outputs (a vocabulary, anchors ...)
+    data_facts: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)  # the datamodule config
     config: dict[str, Any] = field(default_factory=dict)         # the experiment's resolved config
     commit: str = ""
@@ -272,7 +274,9 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
     from omegaconf import OmegaConf
 
     run_cfg = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"))
-    if (task.run_config or {}) != run_cfg:
+    # where the files were (``paths``) is recorded without this machine's folders: not compared
+    if {k: v for k, v in (task.run_config or {}).items() if k != "paths"} != \
+            {k: v for k, v in run_cfg.items() if k != "paths"}:
         raise WeightsError(f"{ckpt_path} was not written by the run recorded in {run_dir} (their configs "
                            "differ): its metrics would not be this checkpoint's")
     name = f"{spec['name']}.{tag}"
@@ -289,6 +293,8 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
         dataset=data.get("dataset", ""), metrics=record.get("test", {}),
         split={"name": "test", "size": data.get("test_size"), "split_seed": config.get("data", {}).get("split_seed")},
         num_classes=data.get("num_classes", 0), class_names=data.get("class_names", []),
+        data_facts={k: v for k, v in record.get("data_facts", {}).items()
+                    if k not in ("num_classes", "class_names", "in_chans", "image_size", "input_shape")},
         preprocessing={k: v for k, v in config.get("data", {}).items() if k not in ("augment", "data_dir")},
         config=config, commit=(record.get("git") or {}).get("commit", ""), command=record.get("command", ""),
         license=license, urls=list(urls or []),

@@ -28,7 +28,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo import conf as zoo_conf
 from zoo.callbacks import RunStats
@@ -37,7 +37,7 @@ from zoo.registry import count_parameters
 from zoo.runinfo import git_info, hardware, library_versions
 from zoo.weights import user_errors
 
-log = logging.getLogger("zoo.train")
+log = logging.getLogger("zoo.cli.train")
 
 
 def instantiate_dict(group: DictConfig | None) -> list:
@@ -89,8 +89,15 @@ def _drop_foreign_keys(node: DictConfig) -> DictConfig:
 
 
 def build(cfg: DictConfig):
-    """Instantiate datamodule, net, task, loggers, callbacks and trainer from a composed config."""
+    """Instantiate datamodule, net, task, loggers, callbacks and trainer from a composed config.
+
+    The datamodule comes first: model and task configs may read its facts
+    (``${data_fact:vocab_size}``), and the task receives the facts it declares it uses
+    (``data_facts_used``, e.g. the class names). Reading a fact sets the data up; a config that
+    reads none leaves the data to Lightning's ``setup``, as before."""
     dm = instantiate(cfg.data, _convert_="all")
+    with zoo_conf.data_facts_from(dm):
+        _resolve_data_facts(cfg)
     net = instantiate(cfg.model, _convert_="all")
     optimizer = instantiate(cfg.optimizer, _convert_="all") if cfg.get("optimizer") else None
     scheduler = None
@@ -100,16 +107,16 @@ def build(cfg: DictConfig):
         else:  # e.g. scheduler=none over an experiment that tunes its scheduler's parameters
             log.warning("scheduler parameters %s without a scheduler (_target_): no LR schedule is used",
                         sorted(cfg.scheduler))
-    task_kwargs = {}
-    if hasattr(dm, "class_names"):
-        task_kwargs["class_names"] = list(dm.class_names)
-    # the tasks optimize manually (zoo.tasks.base): clipping is theirs, the trainer's setting is
-    # handed on (Lightning refuses trainer-side clipping under manual optimization)
+    task_cls = hydra.utils.get_class(cfg.task._target_)
+    task_kwargs = data_facts_for(task_cls, dm, cfg.task)
+    # the tasks optimize manually (zoo.tasks.base): clipping and gradient accumulation are
+    # theirs, the trainer's settings are handed on (Lightning refuses both on the trainer side
+    # under manual optimization)
     accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
+    if not isinstance(accumulate, int) or accumulate < 1:
+        raise ValueError(f"trainer.accumulate_grad_batches must be a positive integer, got {accumulate!r}")
     if accumulate != 1:
-        raise ValueError(f"trainer.accumulate_grad_batches={accumulate} is not supported: the zoo's tasks "
-                         "step the optimizer themselves (manual optimization in Lightning's loop); "
-                         "use a larger data.batch_size, or more devices")
+        task_kwargs["accumulate_grad_batches"] = accumulate
     if cfg.trainer.get("gradient_clip_val") is not None:
         task_kwargs["gradient_clip_val"] = cfg.trainer.gradient_clip_val
         task_kwargs["gradient_clip_algorithm"] = cfg.trainer.get("gradient_clip_algorithm") or "norm"
@@ -125,8 +132,39 @@ def build(cfg: DictConfig):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if getattr(dm, "train_on_val", False):
         _check_no_validation(cfg, callbacks)
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, gradient_clip_val=None)
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, gradient_clip_val=None,
+                          accumulate_grad_batches=1)
     return dm, task, trainer, stats
+
+
+def _resolve_data_facts(cfg: DictConfig) -> None:
+    """Resolve, in place, the groups that read a data fact, while the datamodule is at hand."""
+    for key in ("model", "task"):
+        node = cfg.get(key)
+        if node is not None and "data_fact:" in OmegaConf.to_yaml(node):
+            resolved = OmegaConf.to_container(node, resolve=True)
+            with open_dict(cfg):
+                cfg[key] = resolved
+
+
+def data_facts_for(task_cls, dm, task_cfg: DictConfig | None = None) -> dict:
+    """The facts of ``dm`` that ``task_cls`` declares it uses, unless the config sets them."""
+    wanted = [k for k in getattr(task_cls, "data_facts_used", ()) if not (task_cfg is not None and task_cfg.get(k))]
+    if not wanted:
+        return {}
+    facts = getattr(dm, "_zoo_facts", None)
+    if facts is None and hasattr(dm, "data_facts"):
+        try:
+            facts = dm.data_facts()
+        except (AttributeError, TypeError):  # a datamodule whose facts need setup, not yet run
+            facts = None
+        if not facts or any(k in facts and facts[k] is None for k in wanted):
+            dm.prepare_data()
+            dm.setup("fit")
+            facts = dm.data_facts()
+    if facts is None:  # a plain LightningDataModule: what it exposes as attributes
+        facts = {k: getattr(dm, k) for k in wanted if hasattr(dm, k)}
+    return {k: (list(facts[k]) if isinstance(facts[k], tuple) else facts[k]) for k in wanted if k in facts}
 
 
 def _check_no_validation(cfg: DictConfig, callbacks: list) -> None:
@@ -164,6 +202,18 @@ def _forward_flops(net, input_shape) -> int | None:
         return None
 
 
+def _json_safe(facts: dict) -> dict:
+    """The data facts that JSON can hold (a vocabulary, anchors, class names ...)."""
+    out = {}
+    for k, v in facts.items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[k] = v
+    return out
+
+
 def _clean(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if not k.endswith("_step")}
 
@@ -184,14 +234,14 @@ def train(cfg: DictConfig) -> dict:
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
     eval_ckpt = "best" if best else None
-    val_metrics, test_metrics, confusion = {}, {}, None
+    val_metrics, test_metrics, test_outputs = {}, {}, {}
     # no validation figures when validation is switched off (trainer.limit_val_batches=0, e.g. a
     # refit on train + validation: data.train_on_val)
     if not trainer.fast_dev_run and trainer.limit_val_batches != 0:
         val_metrics = _clean(trainer.validate(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
     if cfg.get("test", True):
         test_metrics = _clean(trainer.test(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
-        confusion = getattr(trainer.lightning_module, "confusion", None)
+        test_outputs = trainer.lightning_module.test_outputs()  # e.g. a confusion matrix
 
     _close_loggers(trainer)
     if not trainer.is_global_zero:
@@ -200,6 +250,8 @@ def train(cfg: DictConfig) -> dict:
     record = {
         "experiment": cfg.experiment_name,
         "task": type(task).__name__,
+        "task_class": f"{type(task).__module__}.{type(task).__qualname__}",
+        "family": task.family,
         "model": (task.net_spec or {}).get("name", type(net).__name__),
         "model_kwargs": (task.net_spec or {}).get("kwargs", {}),
         "data": dm.describe() if hasattr(dm, "describe") else {"dataset": type(dm).__name__},
@@ -209,7 +261,7 @@ def train(cfg: DictConfig) -> dict:
         "flops": _forward_flops(net, (dm.describe() if hasattr(dm, "describe") else {}).get("input_shape")),
         "val": val_metrics,
         "test": test_metrics,
-        "confusion_matrix": confusion.tolist() if confusion is not None else None,
+        **test_outputs,
         "epochs": int(trainer.current_epoch),
         "global_steps": int(trainer.global_step),
         "train_time_s": round(stats.train_time_s, 3),
@@ -227,7 +279,9 @@ def train(cfg: DictConfig) -> dict:
         "best_checkpoint": best,
         "reference": OmegaConf.to_container(cfg.reference) if cfg.get("reference") else None,
     }
-    write_run_folder(out_dir, cfg, record, stats.history, getattr(dm, "class_names", None))
+    facts = dm.data_facts() if hasattr(dm, "data_facts") else {}
+    record["data_facts"] = _json_safe(facts)
+    write_run_folder(out_dir, cfg, record, stats.history, type(task), facts)
     log.info("run folder: %s", out_dir)
     if cfg.get("record"):
         dest = record_run(out_dir, Path(cfg.paths.reports_dir), record)
@@ -237,12 +291,13 @@ def train(cfg: DictConfig) -> dict:
 
 
 def write_run_folder(out_dir: Path, cfg: DictConfig, record: dict, history: list[dict],
-                     class_names) -> None:
-    from zoo import plots
+                     task_cls, data_facts: dict) -> None:
+    """The run folder: config, metrics, history, learning curves and the task's own plots."""
+    from zoo.reporting import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    drawn = []
     if history:
         keys = sorted({k for r in history for k in r}, key=lambda k: (k != "epoch", k))
         with open(out_dir / "history.csv", "w", newline="") as fh:
@@ -250,18 +305,18 @@ def write_run_folder(out_dir: Path, cfg: DictConfig, record: dict, history: list
             w.writeheader()
             w.writerows(history)
         plots.learning_curves(history, out_dir / "learning_curves.png", title=record["experiment"])
-    if record.get("confusion_matrix"):
-        names = class_names or [str(i) for i in range(len(record["confusion_matrix"]))]
-        plots.confusion_matrix(record["confusion_matrix"], names, out_dir / "confusion_matrix.png",
-                               title=f"{record['experiment']}: test confusion matrix")
+        drawn.append("learning_curves.png")
+    drawn += task_cls.draw_outputs(record, out_dir, data_facts)
+    record["plots"] = drawn
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-RECORDED_FILES = ("metrics.json", "config.yaml", "history.csv", "learning_curves.png", "confusion_matrix.png")
+RECORDED_FILES = ("metrics.json", "config.yaml", "history.csv")  # and the plots the run lists
 
 
 def record_run(out_dir: Path, reports_dir: Path, record: dict) -> Path:
     """Copy a run's files to ``reports/runs/<experiment>/seed<seed>/`` and rebuild the report."""
-    from zoo.report import write_report
+    from zoo.reporting.report import write_report
 
     dest = reports_dir / "runs" / record["experiment"] / f"seed{record['seed']}"
     # copy into a side folder, then swap it in: a run killed mid-copy never leaves a half-written
@@ -272,9 +327,12 @@ def record_run(out_dir: Path, reports_dir: Path, record: dict) -> Path:
         if leftover.exists():
             shutil.rmtree(leftover)
     partial.mkdir(parents=True)
-    for name in RECORDED_FILES:
+    for name in (*RECORDED_FILES, *record.get("plots", [])):
         if (out_dir / name).exists():
             shutil.copy2(out_dir / name, partial / name)
+    for name in ("metrics.json", "config.yaml"):  # no path of this machine in what is recorded
+        if (partial / name).exists():
+            (partial / name).write_text(machine_free_text((partial / name).read_text(), out_dir))
     if dest.exists():
         dest.rename(old)
     partial.rename(dest)
@@ -282,6 +340,16 @@ def record_run(out_dir: Path, reports_dir: Path, record: dict) -> Path:
         shutil.rmtree(old)
     write_report(reports_dir)
     return dest
+
+
+def machine_free_text(text: str, run_dir: Path) -> str:
+    """``text`` with the absolute paths of this machine made relative: the run folder becomes
+    ``<run>``, the working directory ``.``, the home directory ``~``."""
+    for path, word in ((run_dir.resolve(), "<run>"), (Path(run_dir).absolute(), "<run>"),
+                       (Path.cwd().resolve(), "."), (Path.home().resolve(), "~")):
+        if len(path.parts) > 1:  # never the file system's root
+            text = text.replace(str(path), word)
+    return text
 
 
 def _print_summary(record: dict, out_dir: Path) -> None:

@@ -54,7 +54,7 @@ def configurations(cuda_devices: int | None = None) -> list[dict]:
 
 def run_one(overrides: list[str], config: dict, epochs: int, run_dir: Path) -> dict:
     """One ``zoo-train`` run; its steady epoch throughput and last validation accuracy."""
-    cmd = [sys.executable, "-m", "zoo.train", *overrides, *config["overrides"], f"trainer.max_epochs={epochs}",
+    cmd = [sys.executable, "-m", "zoo.cli.train", *overrides, *config["overrides"], f"trainer.max_epochs={epochs}",
            "test=false", "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
            f"hydra.run.dir={run_dir}", "command=zoo-bench-scaling"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HYDRA_FULL_ERROR="1"))

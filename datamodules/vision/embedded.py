@@ -7,7 +7,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from datamodules.base import DatasetNotFoundError, ImageClassificationDataModule
+from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule
 
 
 class MNIST5kDataModule(ImageClassificationDataModule):
@@ -18,6 +18,8 @@ class MNIST5kDataModule(ImageClassificationDataModule):
     default 80% train / 10% val / 10% test. See the base class for the batch contract.
     Normalisation uses the full MNIST training set's mean and std (0.1307, 0.3081).
     """
+
+    light_on_dark = True
 
     name = "mnist5k"
     mean = (0.1307,)
@@ -42,6 +44,8 @@ class Digits8x8DataModule(ImageClassificationDataModule):
 
     Stratified, seeded 80/10/10 split by default; see the base class for the batch contract.
     """
+
+    light_on_dark = True
 
     name = "digits8x8"
     native_size = 8

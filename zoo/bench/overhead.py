@@ -8,7 +8,7 @@ on the same data (the experiment's datamodule: same split, batch size, shuffling
 augmentation) with the same optimizer, learning-rate schedule and loss, for the same number of
 epochs, in one process:
 
-* **zoo**: ``zoo.train.train(cfg)`` -- Hydra-composed config, Lightning ``Trainer`` with the
+* **zoo**: ``zoo.cli.train.train(cfg)`` -- Hydra-composed config, Lightning ``Trainer`` with the
   experiment's callbacks (checkpointing, run statistics with the learning-rate log) and CSV
   logger, torchmetrics accuracy, F1 and mean loss over every batch, validation every epoch --
   the path ``zoo-train`` takes, less the progress bar (a display);
@@ -75,13 +75,13 @@ def _compose(overrides: list[str], out_dir: Path):
 
 def _setup(cfg, epochs: int):
     """The seeded datamodule, net, optimizer and scheduler that the plain and bare-Lightning
-    sides share (the zoo side builds its own through ``zoo.train``)."""
+    sides share (the zoo side builds its own through ``zoo.cli.train``)."""
     import inspect
 
     import lightning as L
     from hydra.utils import instantiate
 
-    from zoo.train import _drop_foreign_keys
+    from zoo.cli.train import _drop_foreign_keys
 
     L.seed_everything(cfg.seed, workers=True)
     dm = instantiate(cfg.data, _convert_="all")
@@ -226,9 +226,9 @@ def bare_lightning(cfg, epochs: int) -> list[float]:
 
 
 def zoo_path(cfg) -> dict:
-    """Train through ``zoo.train.train``; return the training time, the whole time and the mean
+    """Train through ``zoo.cli.train.train``; return the training time, the whole time and the mean
     training loss of every epoch."""
-    from zoo.train import train
+    from zoo.cli.train import train
 
     record = train(cfg)
     history_path = Path(cfg.paths.output_dir) / "history.csv"

@@ -64,7 +64,7 @@ def _model_steps(net, opt, batches, smoothing: float) -> float:
 
 
 def measure(experiment: str, workers: int, rounds: int) -> dict:
-    from zoo.bench_overhead import _compose, _setup
+    from zoo.bench.overhead import _compose, _setup
 
     # built as the overhead benchmark builds them: seeded datamodule, model and optimizer
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 from torchvision import datasets
 
-from datamodules.base import DatasetNotFoundError, ImageClassificationDataModule
+from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule
 
 __all__ = ["MNISTDataModule", "FashionMNISTDataModule", "CIFAR10DataModule"]
 
@@ -125,6 +125,8 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
 
 
 class _MNISTLike(_TorchvisionDataModule):
+
+    light_on_dark = True
     files = _MNIST_FILES
 
     def read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,7 +85,7 @@ def load_suite(name: str) -> dict:
 
 
 def benchmark_argv(command: str, suite: str = "") -> list[str]:
-    """``zoo-bench-overhead --repeats 8`` -> ``[python, -m, zoo.bench_overhead, --repeats, 8]``:
+    """``zoo-bench-overhead --repeats 8`` -> ``[python, -m, zoo.bench.overhead, --repeats, 8]``:
     a suite's benchmark command, run with this interpreter (no shell)."""
     import importlib.util
     import shlex
@@ -93,11 +93,18 @@ def benchmark_argv(command: str, suite: str = "") -> list[str]:
     words = shlex.split(command)
     if not words or not words[0].startswith("zoo-"):
         raise SuiteError(f"suite {suite!r}: benchmark {command!r} must start with a zoo command (zoo-...)")
-    module = "zoo." + words[0][len("zoo-"):].replace("-", "_")
-    if module == "zoo.bench" or importlib.util.find_spec(module) is None:
+    module = _console_scripts().get(words[0])
+    if module is None or module == __name__ or importlib.util.find_spec(module) is None:
         raise SuiteError(f"suite {suite!r}: benchmark {command!r}: no command {words[0]!r} "
                          f"(see [project.scripts] in pyproject.toml)")
     return [sys.executable, "-m", module, *words[1:]]
+
+
+def _console_scripts() -> dict[str, str]:
+    """The zoo's commands and the modules behind them, as installed (``[project.scripts]``)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.module for ep in entry_points(group="console_scripts") if ep.name.startswith("zoo-")}
 
 
 def compose(experiment: str, seed: int, overrides: list[str]) -> dict:
@@ -198,7 +205,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     ran = 0
     remaining = [(e, s) for e, s, d in todo if not d]
     for i, (e, s) in enumerate(remaining, 1):
-        cmd = [sys.executable, "-m", "zoo.train", f"experiment={e}", f"seed={s}", "record=true",
+        cmd = [sys.executable, "-m", "zoo.cli.train", f"experiment={e}", f"seed={s}", "record=true",
                f"paths.reports_dir={reports_dir}", "trainer.enable_progress_bar=false",
                f"hydra.run.dir={log_dir / e / f'seed{s}'}", *suite["overrides"]]
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +255,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
             failures.append((f"benchmark {command!r}", None, log_path))
         print(("done" if rc == 0 else f"FAILED (exit {rc}); log: {log_path}") + f" in {_fmt_s(wall)}",
               file=out, flush=True)
-    from zoo.report import write_report
+    from zoo.reporting.report import write_report
 
     write_report(reports_dir)
     total = book.get("total_wall_s")
@@ -308,7 +315,7 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                 print(f"[{i}/{len(jobs)}] {e} seed={s}: not recorded, skipped", file=out)
                 continue
             print(f"[{i}/{len(jobs)}] {e} seed={s} ... ", end="", flush=True, file=out)
-            cmd = [sys.executable, "-m", "zoo.train", f"experiment={e}", f"seed={s}", "record=true",
+            cmd = [sys.executable, "-m", "zoo.cli.train", f"experiment={e}", f"seed={s}", "record=true",
                    f"paths.reports_dir={scratch}", "trainer.enable_progress_bar=false",
                    f"hydra.run.dir={Path(tmp) / 'runs' / e / f'seed{s}'}", *suite["overrides"]]
             log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The zoo's models that torchvision also implements, and the way between their weights.
 
-    >>> from zoo.torchvision_compat import torchvision_model, load_torchvision_state_dict
+    >>> from zoo.weights.torchvision import torchvision_model, load_torchvision_state_dict
     >>> ref = torchvision_model("resnet18")                      # torchvision's, random weights
     >>> ours = load_torchvision_state_dict("resnet18", ref.state_dict())   # same outputs
     >>> net = zoo.create_model("resnet18", pretrained="imagenet")   # torchvision's ImageNet weights

@@ -4,7 +4,7 @@ and a plot, written to ``reports/sweeps/<name>/`` from the trials' run folders.
 Runs by itself at the end of a Hydra multirun (``SweepReport``, a Hydra callback that the
 ``hparams_search`` configs install), or by hand on a finished sweep folder:
 
-    python -m zoo.sweep_report multirun/sweeps/lenet5_lr_wd --name lenet5_lr_wd --objective val/loss
+    python -m zoo.reporting.sweep multirun/sweeps/lenet5_lr_wd --name lenet5_lr_wd --objective val/loss
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def write_sweep_report(sweep_dir: Path, name: str, objective: str, direction: st
     lines = [
         f"# Sweep {name}",
         "",
-        "Generated from the trials' run folders by `zoo.sweep_report`; do not edit by hand.",
+        "Generated from the trials' run folders by `zoo.reporting.sweep`; do not edit by hand.",
         "",
         f"{len(trials)} trials, {sampler or 'sampler as configured'}; objective: **{objective}** ({direction}) "
         "of each trial's best checkpoint on the validation split. Test figures are shown, never used to choose.",
@@ -98,7 +98,7 @@ def write_sweep_report(sweep_dir: Path, name: str, objective: str, direction: st
 
 
 def _plot(trials: list[dict], swept: list[str], objective: str, best: dict, path: Path) -> None:
-    from zoo import plots  # noqa: F401  (non-interactive backend)
+    from zoo.reporting import plots  # noqa: F401  (non-interactive backend)
     import matplotlib.pyplot as plt
 
     if len(swept) >= 2:
@@ -141,7 +141,7 @@ class SweepReport(Callback):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m zoo.sweep_report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m zoo.reporting.sweep", description=__doc__.splitlines()[0])
     p.add_argument("sweep_dir")
     p.add_argument("--name", required=True)
     p.add_argument("--objective", default="val/loss")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         path = write_sweep_report(Path(args.sweep_dir), args.name, args.objective, args.direction,
                                   args.params.split(","), Path(args.reports), command=args.command)
     except (FileNotFoundError, KeyError) as err:
-        print(f"zoo.sweep_report: {err}", file=sys.stderr)
+        print(f"zoo.reporting.sweep: {err}", file=sys.stderr)
         return 2
     print(path)
     return 0

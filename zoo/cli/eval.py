@@ -26,16 +26,20 @@ from zoo.weights import user_errors
 
 def task_from_weights(name: str):
     """A task holding the published weights ``<architecture>.<tag>`` (hash-verified), set up as
-    the run that produced them was (same loss and metrics), with that run's config attached."""
+    the run that produced them was (same loss and metrics), with that run's config attached and
+    the data facts the task uses (class names, a vocabulary ...) from the card."""
     from zoo.registry import create_model
     from zoo.weights import weight_card
 
     card = weight_card(name)
     net = create_model(card.architecture, pretrained=card.tag)
     task_cfg = dict(card.config.get("task", {}))
-    task_cfg.pop("num_classes", None)
-    task = instantiate(task_cfg, _convert_="all", net=net, num_classes=card.num_classes,
-                       class_names=card.class_names or None)
+    task_cls = hydra.utils.get_class(task_cfg["_target_"])
+    facts = {"class_names": card.class_names or None, "num_classes": card.num_classes or None, **card.data_facts}
+    for key in getattr(task_cls, "data_facts_used", ()):
+        if facts.get(key) is not None:
+            task_cfg[key] = facts[key]
+    task = instantiate(task_cfg, _convert_="all", net=net)
     task.run_config = card.config
     return task
 
