@@ -100,8 +100,9 @@ def test_labels_outside_the_class_count_are_refused(tmp_path):
         train(cfg)
 
 
-def test_gradient_accumulation_is_refused_with_what_to_do(tmp_path):
-    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true",
-                         "+trainer.accumulate_grad_batches=4"], tmp_path)
-    with pytest.raises(ValueError, match="accumulate_grad_batches=4 is not supported.*batch_size"):
-        train(cfg)
+def test_a_bad_gradient_accumulation_is_refused_naming_the_key(tmp_path):
+    for bad in ("0", "2.5"):
+        cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true",
+                             f"trainer.accumulate_grad_batches={bad}"], tmp_path)
+        with pytest.raises(ValueError, match="trainer.accumulate_grad_batches must be a positive integer"):
+            train(cfg)

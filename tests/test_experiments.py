@@ -3,9 +3,12 @@ config of every group composes. Real-data experiments run on tiny copies written
 on-disk formats (nothing is downloaded)."""
 from __future__ import annotations
 
+import hydra
 import pytest
+import torch
 
 import zoo
+from zoo.tasks import ZooTask
 
 from conftest import ROOT, compose_train
 from fakedata import write_cifar, write_mnist
@@ -53,14 +56,66 @@ def test_default_experiment_is_lenet5_on_embedded_mnist(tmp_path):
     assert cfg.model.name == "lenet5" and cfg.data._target_ == "datamodules.MNIST5kDataModule"
 
 
-@pytest.mark.parametrize("group", ["model", "data", "augment", "optimizer", "scheduler", "trainer", "logger", "callbacks"])
-def test_every_group_option_composes(tmp_path, group):
+GROUPS = ["model", "data", "augment", "task", "optimizer", "scheduler", "trainer", "logger", "callbacks", "finetune"]
+
+
+def _instantiate_targets(node, where: str) -> int:
+    """Instantiate every object of a composed group node (each mapping with a ``_target_``);
+    returns how many. A broken ``_target_`` or argument fails here, not in a user's run."""
+    from hydra.utils import get_class, get_method, instantiate
+    from omegaconf import DictConfig
+
+    if not isinstance(node, DictConfig):
+        return 0
+    if "_target_" not in node:
+        return sum(_instantiate_targets(v, f"{where}.{k}") for k, v in node.items() if isinstance(v, DictConfig))
+    target = str(node._target_)
+    if where.startswith("trainer") and not torch.cuda.is_available() and \
+            node.get("accelerator") in ("gpu", "cuda"):
+        get_class(target)  # a GPU trainer cannot be built without a GPU: its class must exist
+        return 1
+    if where.startswith("model"):
+        get_method(target)  # every registered net is built by tests/test_registry.py
+        return 1
+    obj = instantiate(node, _convert_="all")
+    assert obj is not None, where
+    return 1
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_group_option_composes_and_instantiates(tmp_path, group):
+    built = 0
     for option in sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")):
         overrides = [f"{group}={option}"]
         if group == "model" and option == "logistic_regression":
             overrides += ["data.positive_class=0", "data.num_classes=2"]
+        if group == "data" and option == "image_folder":  # it has no default place: a tiny folder
+            write_split(tmp_path / "images", "train", 3)
+            overrides += [f"data.root={tmp_path / 'images'}"]
         cfg = compose_train(overrides, tmp_path)
         assert cfg is not None
+        if group == "augment":  # the augment group fills data.augment
+            built += _instantiate_targets(cfg.data.get("augment"), group)
+            continue
+        if group == "task" or group == "finetune":  # a task takes its net (and the finetune preset)
+            net = zoo.create_model("lenet5")
+            task = hydra.utils.instantiate(cfg.task, _convert_="all", net=net)
+            assert isinstance(task, ZooTask)
+            built += 1
+            continue
+        built += _instantiate_targets(cfg.get(group), group)
+    if group not in ("logger", "callbacks"):  # none.yaml holds no object
+        assert built > 0, group
+
+
+def test_a_broken_target_in_a_group_option_is_caught(tmp_path):
+    cfg = compose_train(["logger=tensorboard"], tmp_path)
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.logger.tensorboard._target_ = "lightning.pytorch.loggers.NoSuchLogger"
+    with pytest.raises(Exception, match="NoSuchLogger"):
+        _instantiate_targets(cfg.logger, "logger")
 
 
 CNN_FAMILIES = {"alexnet", "vgg", "resnet", "nin", "googlenet", "mobilenet", "efficientnet", "densenet"}

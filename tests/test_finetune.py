@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn as nn
 
 import zoo
 from conftest import compose_train
@@ -143,3 +144,26 @@ def test_normalize_override():
     assert a.mean == (0.5,) and a.std == (0.25,)
     with pytest.raises(ValueError, match="normalize"):
         MNIST5kDataModule(normalize=[[0.5], [0.0]])
+
+
+def test_a_net_that_declares_its_head_is_fine_tuned_there():
+    """A net whose last parameters are not its classifier (a detector's box regressor, say)
+    names its head; the presets split there, not at the last module."""
+    from zoo.tasks.finetune import head_module, split_head
+
+    class TwoHeads(nn.Module):
+        head_name = "cls"
+
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(4, 8)
+            self.cls = nn.Linear(8, 3)
+            self.box = nn.Linear(8, 4)  # last, but not the head
+
+    net = TwoHeads()
+    assert head_module(net)[0] == "cls"
+    head, _ = split_head(net)
+    assert head == ["cls.weight", "cls.bias"]
+    net.head_name = "nothing"
+    with pytest.raises(ValueError, match="not one of its modules"):
+        head_module(net)

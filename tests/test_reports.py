@@ -55,3 +55,60 @@ def test_transfer_table_gives_each_arm_its_difference_from_scratch_and_scratchs_
     full = next(line for line in lines if line.startswith("| full |"))
     assert "+4.00" in full and "+0.00" in full  # 95 - 91 at 10 labels; 99 - 99 at 50
     assert "of 200 images: 18.0 at 10 labels/class; 2.0 at 50 labels/class" in text
+
+
+def test_the_reference_column_keeps_each_metric_in_its_own_scale():
+    """A percentage stays a percentage, and a figure that is not a fraction (BLEU, perplexity)
+    is printed as it is: 27.3 BLEU must not read 2730.00."""
+    from zoo.reporting.report import _reference
+
+    pct = [("test/acc", "test acc (%)", 100.0)]
+    assert _reference({"metric": "test/acc", "value": 0.9905, "source": "LeCun et al. 1998",
+                       "setting": "full MNIST"}, pct) == "99.05 (LeCun et al. 1998; full MNIST)"
+    bleu = [("test/bleu", "test BLEU", 1.0)]
+    assert _reference({"metric": "test/bleu", "value": 27.3, "source": "Vaswani et al. 2017"}, bleu) \
+        == "27.3 (Vaswani et al. 2017)"
+    assert _reference(None, pct) == "—"
+
+
+def test_every_experiment_with_a_published_architecture_figure_shows_it():
+    table = (REPORTS / "README.md").read_text()
+    for exp in ("lenet5_mnist5k", "resnet20_mnist5k", "mobilenet_v2_mnist5k", "efficientnet_b0_mnist5k"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {exp} |"))
+        cells = [c.strip() for c in row.split("|")]
+        ref = cells[8]  # experiment, model, data, seeds, 3 metric columns, then the reference
+        assert ref != "—" and "(" in ref and float(ref.split()[0]) < 100, row
+
+
+def test_recorded_runs_carry_no_path_of_the_machine_they_ran_on():
+    import json
+
+    from omegaconf import OmegaConf
+
+    def strings(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from strings(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from strings(v)
+        elif isinstance(node, str):
+            yield node
+
+    for run in sorted((REPORTS / "runs").glob("*/seed*")):
+        record = json.loads((run / "metrics.json").read_text())
+        config = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
+        absolute = [s for s in [*strings(record), *strings(config)] if s.startswith("/")]
+        assert not absolute, f"{run}: {absolute[:3]}"
+
+
+def test_machine_free_text_makes_paths_relative(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from zoo.cli.train import machine_free_text
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "outputs" / "x" / "seed0"
+    text = f'{{"best_checkpoint": "{run}/checkpoints/best.ckpt", "data": "{tmp_path}/data", "h": "{Path.home()}/d"}}'
+    out = machine_free_text(text, run)
+    assert out == '{"best_checkpoint": "<run>/checkpoints/best.ckpt", "data": "./data", "h": "~/d"}'

@@ -45,10 +45,12 @@ def _data_fact(name: str):
                             "while zoo-train builds the net and the task (zoo.conf.data_facts_from)")
     dm = _facts_source[-1]
     facts = getattr(dm, "_zoo_facts", None)
-    if facts is None:
-        dm.prepare_data()
-        dm.setup("fit")
-        facts = dm._zoo_facts = dm.data_facts()
+    if facts is None:  # what the datamodule knows before reading its data (class names of folders ...)
+        facts = dm.data_facts()
+        if facts.get(name) is None:  # the rest needs the data read
+            dm.prepare_data()
+            dm.setup("fit")
+            facts = dm._zoo_facts = dm.data_facts()
     if name not in facts:
         raise DataFactError(f"${{data_fact:{name}}}: {type(dm).__name__} has no such fact; it has: "
                             f"{', '.join(sorted(facts)) or 'none'}")

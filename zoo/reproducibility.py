@@ -103,9 +103,12 @@ def machine_key(hardware: Mapping, versions: Mapping) -> tuple:
     return (hardware.get("cpu"), hardware.get("torch_threads"), hardware.get("gpu"), versions.get("torch"))
 
 
-def same_machine(record: Mapping) -> bool:
-    """Was the run ``record`` (a ``metrics.json``) recorded on a machine like this one?"""
-    from zoo.runinfo import hardware, library_versions
+def same_machine(record: Mapping, other: Mapping | None = None) -> bool:
+    """Were the runs ``record`` and ``other`` (two ``metrics.json``) made on machines alike in
+    all that decides the sums' order? Without ``other``: ``record`` against this process."""
+    if other is None:
+        from zoo.runinfo import hardware, library_versions
 
+        other = {"hardware": hardware(), "versions": library_versions()}
     return machine_key(record.get("hardware", {}), record.get("versions", {})) == \
-        machine_key(hardware(), library_versions())
+        machine_key(other.get("hardware", {}), other.get("versions", {}))

@@ -301,7 +301,7 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
     import tempfile
 
     from zoo.reproducibility import same_machine
-    from zoo.runinfo import git_info, hardware, library_versions
+    from zoo.runinfo import git_info
 
     out = out or sys.stdout
     seeds = list(seeds if seeds is not None else suite["seeds"])
@@ -332,10 +332,11 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                     for split in ("val", "test") for k in sorted(set(old[split]) | set(new[split]))
                     if old[split].get(k) != new[split].get(k)}
             match = not diff
-            here = same_machine(old)
+            here = same_machine(old, new)  # as both runs recorded it (threads included)
             mismatches += here and not match
             results.append({"experiment": e, "seed": s, "match": match, "same_machine": here,
-                            "recorded_on": _machine_words(old), "differences": diff, "metrics": new["test"]})
+                            "recorded_on": _machine_words(old), "run_on": _machine_words(new),
+                            "differences": diff, "metrics": new["test"]})
             verdict = "identical" if match else f"DIFFERENT: {diff}"
             if not here:
                 verdict = f"recorded on another machine ({_machine_words(old)}), not judged: {verdict}"
@@ -345,14 +346,14 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
     elsewhere = len(results) - len(judged)
     if not judged:
         print(f"suite {suite['name']}: no run was recorded on this machine "
-              f"({_machine_words({'hardware': hardware(), 'versions': library_versions()})}), so none "
+              f"({results[-1]['run_on'] if results else '?'}), so none "
               "can be checked bit for bit here; record the suite on this machine first "
               f"(zoo-bench {suite['name']} --force), then verify", file=out)
         return 3
     _write_json_atomic(reports_dir / "bench" / "verify" / f"{suite['name']}.json", {
         "suite": suite["name"], "seeds": seeds, "checked": len(judged),
         "identical": sum(r["match"] for r in judged), "recorded_elsewhere": elsewhere,
-        "machine": _machine_words({"hardware": hardware(), "versions": library_versions()}),
+        "machine": judged[-1]["run_on"],
         "commit": git_info().get("commit"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": results})
     print(f"suite {suite['name']}: {len(judged) - mismatches}/{len(judged)} runs recorded on this machine "

@@ -112,8 +112,9 @@ def build(cfg: DictConfig):
     # the tasks optimize manually (zoo.tasks.base): clipping and gradient accumulation are
     # theirs, the trainer's settings are handed on (Lightning refuses both on the trainer side
     # under manual optimization)
-    accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
-    if not isinstance(accumulate, int) or accumulate < 1:
+    accumulate = cfg.trainer.get("accumulate_grad_batches")
+    accumulate = 1 if accumulate is None else accumulate
+    if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
         raise ValueError(f"trainer.accumulate_grad_batches must be a positive integer, got {accumulate!r}")
     if accumulate != 1:
         task_kwargs["accumulate_grad_batches"] = accumulate
@@ -192,13 +193,27 @@ def _close_loggers(trainer) -> None:
 
 
 def _forward_flops(net, input_shape) -> int | None:
-    """Forward FLOPs per example at the training input shape (None when unknown or not countable)."""
+    """Forward FLOPs per example at the training input shape (the datamodule's ``input_shape``).
+
+    A net with ``example_inputs`` is counted on inputs of its own kind: one input -> zeros of the
+    training shape in the dtype of its example input (zeros are valid token ids too); several
+    inputs -> its ``example_inputs(1)`` (one shape cannot describe them). None, with a warning
+    that says why, when the shape is unknown or the count fails: a run that finished is recorded
+    with ``flops`` null rather than lost.
+    """
     if not input_shape:
+        log.warning("FLOPs not counted: the datamodule reports no input_shape; the run records flops = null")
         return None
     try:
+        example = net.example_inputs(1) if hasattr(net, "example_inputs") else None
+        if example is not None and len(example) > 1:
+            return count_flops(net, inputs=example)
+        if example is not None and not example[0].is_floating_point():
+            return count_flops(net, inputs=(torch.zeros(1, *input_shape, dtype=example[0].dtype),))
         return count_flops(net, input_shape)
     except Exception as err:  # an exotic op the counter cannot trace must not lose a finished run
-        log.warning("FLOPs not counted: %s", err)
+        log.warning("FLOPs not counted for %s at input shape %s: %s: %s; the run records flops = null",
+                    type(net).__name__, tuple(input_shape), type(err).__name__, err)
         return None
 
 

@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(names)} weight file(s) verified")
             return 0
         ckpt = args.ckpt_path or json.loads((Path(args.run_dir) / "metrics.json").read_text())["best_checkpoint"]
+        if not ckpt or not Path(ckpt).is_file():
+            raise FileNotFoundError(f"checkpoint {ckpt!r} not found: a recorded run keeps no checkpoint (its "
+                                    "folder names it <run>/checkpoints/...); give the checkpoint the run wrote "
+                                    "under outputs/ as the second argument")
         card = export_run(Path(args.run_dir), Path(ckpt), args.tag, Path(args.out),
                           args.license, args.url)
         print(f"published {card.name}: {Path(args.out) / card.file} ({card.size:,} bytes, sha256 {card.sha256})")

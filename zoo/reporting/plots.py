@@ -72,24 +72,28 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     return path
 
 
-def comparison(rows: Sequence[dict], path: str | Path, metric: str = "test/acc") -> Path | None:
-    """Two panels over the experiments of the report: the metric's mean ± std over seeds (bars),
-    and the metric against forward FLOPs per example (log scale), one point per experiment."""
+def comparison(rows: Sequence[dict], path: str | Path, metric: str = "test/acc", scale: float = 100.0,
+               label: str | None = None) -> Path | None:
+    """Two panels over the experiments of a report section: the metric's mean ± std over seeds
+    (bars), and the metric against forward FLOPs per example (log scale), one point per
+    experiment. ``scale`` 100 shows a fraction as a percentage (bars then end at 100)."""
     rows = [r for r in rows if r["test"].get(metric)]
     if not rows:
         return None
     import statistics
 
-    means = [100 * statistics.fmean(r["test"][metric]) for r in rows]
-    stds = [100 * statistics.stdev(r["test"][metric]) if len(r["test"][metric]) > 1 else 0.0 for r in rows]
+    means = [scale * statistics.fmean(r["test"][metric]) for r in rows]
+    stds = [scale * statistics.stdev(r["test"][metric]) if len(r["test"][metric]) > 1 else 0.0 for r in rows]
+    label = label or metric
     order = sorted(range(len(rows)), key=lambda i: means[i])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, max(3.5, 0.32 * len(rows) + 1.2)),
                                    gridspec_kw={"width_ratios": [1.2, 1]})
     names = [f"{rows[i]['experiment']} ({len(rows[i]['seeds'])})" for i in order]
     ax1.barh(names, [means[i] for i in order], xerr=[stds[i] for i in order], color="tab:blue", alpha=0.8)
-    lo = min(means[i] - stds[i] for i in order)
-    ax1.set_xlim(max(0.0, lo - 2.0), 100.0)
-    ax1.set_xlabel(f"{metric} (%), mean ± std over seeds (seed count in brackets)")
+    if scale == 100.0:  # a percentage: from a little below the lowest bar to 100
+        lo = min(means[i] - stds[i] for i in order)
+        ax1.set_xlim(max(0.0, lo - 2.0), 100.0)
+    ax1.set_xlabel(f"{label}, mean ± std over seeds (seed count in brackets)")
     ax1.grid(axis="x", alpha=0.3)
     pts = [(r["flops"], m, r["experiment"]) for r, m in zip(rows, means) if r.get("flops")]
     for flops, m, name in pts:
@@ -98,8 +102,25 @@ def comparison(rows: Sequence[dict], path: str | Path, metric: str = "test/acc")
                      textcoords="offset points")
     ax2.set_xscale("log")
     ax2.set_xlabel("forward FLOPs per example")
-    ax2.set_ylabel(f"{metric} (%)")
+    ax2.set_ylabel(label)
     ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def histogram(values: Sequence[float], path: str | Path, title: str = "", bins: int = 30,
+              xlabel: str = "value") -> Path:
+    """A histogram of ``values`` (e.g. a regression's test residuals)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.hist(list(values), bins=bins, color="tab:blue", alpha=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

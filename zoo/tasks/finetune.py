@@ -94,8 +94,15 @@ class CutNet(nn.Module):
 
 
 def head_module(net: nn.Module) -> tuple[str, nn.Module]:
-    """(name, module) of the head: the last module, in registration order, that holds
-    parameters of its own."""
+    """(name, module) of the head: the module the net declares (``head_name``, e.g. ``"fc"``;
+    a detector's box regressor comes last but is no classifier head), else the last module, in
+    registration order, that holds parameters of its own (every classifier of the zoo)."""
+    declared = getattr(net, "head_name", None)
+    if isinstance(declared, str):
+        try:
+            return declared, net.get_submodule(declared)
+        except AttributeError:
+            raise ValueError(f"{type(net).__name__}.head_name is {declared!r}, which is not one of its modules") from None
     owners = [(name, mod) for name, mod in net.named_modules()
               if any(True for _ in mod.parameters(recurse=False))]
     if not owners:
