@@ -223,3 +223,19 @@ def test_finetune_folder_experiment_trains_a_published_weight(tmp_path, quick):
     assert rec["data"]["input_shape"] == [1, 32, 32] and rec["data"]["test_size"] == 6
     assert rec["model_kwargs"]["num_classes"] == 3
     assert rec["test"] and all(v == v for v in rec["test"].values())  # finite, not NaN
+    # zoo-predict on the run's checkpoint labels a new image with the folder's class names
+    import json
+
+    from zoo.cli.predict import main as predict_main
+
+    new = tmp_path / "new_circle.png"
+    _shape("circle", 999, grey=False).save(new)
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert predict_main([rec["best_checkpoint"], str(new), "--json", "--top", "3"]) == 0
+    [pred] = json.loads(out.getvalue())
+    assert [t["class"] for t in pred["top"]] and {t["class"] for t in pred["top"]} == set(CLASSES)
+    assert sum(t["probability"] for t in pred["top"]) == pytest.approx(1.0, abs=1e-3)  # rounded to 4 decimals each
