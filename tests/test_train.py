@@ -375,3 +375,15 @@ def test_an_evaluation_pass_draws_nothing_from_the_global_generator():
     assert torch.equal(torch.get_rng_state(), state)
     next(iter(dm.train_dataloader()))  # the training loader shuffles with it, as before
     assert not torch.equal(torch.get_rng_state(), state)
+
+
+def test_examples_are_counted_in_every_batch_layout():
+    """RunStats and the loss mean count examples whatever the batch holds: (x, y) tensors, a
+    list of images of different sizes with a list of annotations, a mapping of fields."""
+    from zoo.tasks.base import count_examples
+
+    assert count_examples([torch.zeros(8, 3, 4, 4), torch.zeros(8)]) == 8
+    images = [torch.zeros(3, 5, 7), torch.zeros(3, 9, 4)]  # leading dimension 3: channels, not examples
+    assert count_examples((images, [{"boxes": torch.zeros(2, 4)}, {"boxes": torch.zeros(5, 4)}])) == 2
+    assert count_examples({"input_ids": torch.zeros(6, 11, dtype=torch.long)}) == 6
+    assert count_examples([{"boxes": torch.zeros(2, 4)}] * 3, field=True) == 3

@@ -8,6 +8,8 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar, WeightAveraging
 import torch
 
+from zoo.tasks.base import count_examples
+
 
 class ZooProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar, showing the task's latest step loss (``last_train_loss``, written
@@ -65,8 +67,7 @@ class RunStats(L.Callback):
             logger.log_metrics(rates, step=trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        self._epoch_samples += int(x.shape[0]) if hasattr(x, "shape") else 0
+        self._epoch_samples += count_examples(batch)  # (x, y), a list of images, a dict ...
         self._last = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):

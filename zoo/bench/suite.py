@@ -224,7 +224,6 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
             print(f"FAILED (exit {rc}) after {_fmt_s(wall)}; log: {log_path}", file=out, flush=True)
             continue
         metrics = json.loads((reports_dir / "runs" / e / f"seed{s}" / "metrics.json").read_text())
-        acc = metrics.get("test", {}).get("test/acc")
         book["runs"][f"{e}/seed{s}"] = {"experiment": e, "seed": s, "wall_s": round(wall, 1),
                                         "train_time_s": metrics.get("train_time_s"),
                                         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -232,8 +231,10 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
         _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
         elapsed = time.perf_counter() - t_suite
         eta = elapsed / ran * (len(remaining) - i)
-        acc_s = f"test acc {100 * acc:.2f}%, " if acc is not None else ""
-        print(f"{acc_s}{_fmt_s(wall)} (elapsed {_fmt_s(elapsed)}, ETA {_fmt_s(eta)})", file=out, flush=True)
+        from zoo.reporting.report import primary_figure
+
+        figure = primary_figure(metrics)
+        print(f"{figure + ', ' if figure else ''}{_fmt_s(wall)} (elapsed {_fmt_s(elapsed)}, ETA {_fmt_s(eta)})", file=out, flush=True)
 
     _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
     pending = [c for c, d in bench_todo if not d]

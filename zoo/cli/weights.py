@@ -16,7 +16,20 @@ from pathlib import Path
 from zoo.weights import PACKAGE_DIR, WeightsError, export_run, list_weights, locate, weight_card
 
 
+def _task_path(target: str) -> str:
+    """``zoo.tasks.ClassificationTask`` (a config's short path) -> the class's full path."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(target)
+    except Exception:  # an unknown task: the listing shows no figure rather than failing
+        return target
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _list(pattern: str) -> int:
+    from zoo.reporting.report import primary_figure
+
     names = list_weights(pattern)
     if not names:
         print(f"no published weights match {pattern!r}", file=sys.stderr)
@@ -24,10 +37,12 @@ def _list(pattern: str) -> int:
     rows = []
     for n in names:
         c = weight_card(n)
-        acc = c.metrics.get("test/acc")
-        rows.append([n, c.dataset, f"{100 * acc:.2f}" if acc is not None else "—", str(c.num_classes),
+        task = c.config.get("task", {}).get("_target_", "")
+        figure = primary_figure({"task_class": _task_path(task), "task": task.rsplit(".", 1)[-1],
+                                 "test": c.metrics})
+        rows.append([n, c.dataset, figure or "—", str(c.num_classes),
                      f"{c.size / 1e6:.2f}", c.sha256[:12], c.license])
-    headers = ["name", "dataset", "test acc (%)", "classes", "MB", "sha256", "license"]
+    headers = ["name", "dataset", "primary test figure", "classes", "MB", "sha256", "license"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     print("  ".join("-" * w for w in widths))

@@ -53,6 +53,18 @@ def family_of(rec: dict) -> str:
     return rec.get("family") or (cls.family if cls is not None else "Other")
 
 
+def primary_figure(rec: dict) -> str:
+    """The run's primary test figure as its family shows it (``test acc (%) 98.60``), or ''."""
+    cls = task_class_of(rec)
+    key, header, scale = (cls.report_columns()[0] if cls is not None
+                          else next(((k, k, 1.0) for k in sorted(rec.get("test", {})) if k != "test/loss"),
+                                    ("test/loss", "test/loss", 1.0)))
+    value = rec.get("test", {}).get(key)
+    if value is None:
+        return ""
+    return f"{header} {value * scale:.2f}" if scale == 100.0 else f"{header} {value:.4g}"
+
+
 def experiment_reference(experiment: str, recorded: dict | None) -> dict | None:
     """The published figure an experiment is compared with: its config file's ``reference``
     (``metric``, ``value``, ``source``, ``setting``), which cites the paper; else the run's."""

@@ -67,7 +67,8 @@ def write_sweep_report(sweep_dir: Path, name: str, objective: str, direction: st
         w.writeheader()
         w.writerows(trials)
     _plot(trials, swept, objective, best, out / "sweep.png")
-    shown = [k for k in ("val/acc", "test/acc") if k != objective and any(k in t for t in trials)]
+    shown = sorted({k for t in trials for k in t if k.startswith(("val/", "test/")) and k != objective
+                    and not k.endswith("/loss")})
     lines = [
         f"# Sweep {name}",
         "",

@@ -215,7 +215,7 @@ class ZooTask(L.LightningModule):
         pending = self._pending[stage]
         if batch_idx == 0:  # a new epoch (or a sanity check before it): nothing carries over
             pending.clear()
-        pending.add(outputs.detach(), target, loss.detach())
+        pending.add(_detached(outputs), target, loss.detach())
         last = batch_idx + 1 >= self._batches_per_epoch(stage)
         if last or len(pending) >= self.flush_every or pending.kept_values >= self.flush_values:
             self._flush(stage, end_of_epoch=last)
@@ -461,6 +461,38 @@ class ZooTask(L.LightningModule):
         ZooTask.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
 
+def count_examples(batch, field: bool = False) -> int:
+    """Examples in a batch: its first field's; a field counts a tensor's leading dimension, or
+    the items of a list (one per example: images of different sizes, annotations), or its
+    mapping's first entry. ``field=True``: ``batch`` is one field already (a target, an output)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        return count_examples(next(iter(batch.values())), field=True) if batch else 0
+    if isinstance(batch, (list, tuple)):
+        if field:
+            return len(batch)
+        return count_examples(batch[0], field=True) if batch else 0
+    return 0
+
+
+def _detached(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach()
+    if isinstance(outputs, (list, tuple)):
+        return [_detached(o) for o in outputs]
+    if isinstance(outputs, dict):
+        return {k: _detached(v) for k, v in outputs.items()}
+    return outputs
+
+
+def _join(parts: list):
+    """Batches kept since a flush as one: tensors concatenated, per-example lists chained."""
+    if parts and all(isinstance(p, torch.Tensor) for p in parts):
+        return torch.cat(parts)
+    return [item for part in parts for item in part]
+
+
 def _needs_closure(opt) -> bool:
     """Does this (Lightning-wrapped) optimizer's ``step`` require a closure (L-BFGS)?"""
     inner = getattr(opt, "optimizer", opt)
@@ -512,17 +544,21 @@ class _EpochAccumulator:
     def __len__(self) -> int:
         return len(self.outputs)
 
-    def add(self, outputs: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+    def add(self, outputs, target, loss: torch.Tensor) -> None:
+        """One batch: outputs and targets are tensors with the batch first, or lists with one
+        item per example (boxes, sequences of different lengths)."""
         self.outputs.append(outputs)
         self.targets.append(target)
-        n = int(target.shape[0])
+        n = count_examples(target, field=True)
         self.losses.append((loss, n))
         self.loss_count += n
-        self.kept_values += outputs.numel()
+        self.kept_values += outputs.numel() if isinstance(outputs, torch.Tensor) else len(outputs)
 
-    def take_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def take_outputs(self):
+        """The kept outputs and targets of every batch since the last flush, in step order:
+        concatenated tensors, or one list of per-example items."""
         self._fold_losses()
-        outputs, target = torch.cat(self.outputs), torch.cat(self.targets)
+        outputs, target = _join(self.outputs), _join(self.targets)
         self.outputs, self.targets, self.kept_values = [], [], 0
         return outputs, target
 
