@@ -10,6 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, path: str | Path) -> Path:
+    """Lay the figure out, write it as PNG at 100 dpi and free it."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path | None:
     """Loss and metric curves per epoch, train and val side by side."""
     if not history:
@@ -38,11 +47,7 @@ def learning_curves(history: list[dict], path: str | Path, title: str = "") -> P
     ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
@@ -65,11 +70,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
                         color="white" if v > peak / 2 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title or "confusion matrix (test)")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def comparison(rows: Sequence[dict], path: str | Path, metric: str = "test/acc", scale: float = 100.0,
@@ -104,11 +105,7 @@ def comparison(rows: Sequence[dict], path: str | Path, metric: str = "test/acc",
     ax2.set_xlabel("forward FLOPs per example")
     ax2.set_ylabel(label)
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def histogram(values: Sequence[float], path: str | Path, title: str = "", bins: int = 30,
@@ -121,8 +118,4 @@ def histogram(values: Sequence[float], path: str | Path, title: str = "", bins: 
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
