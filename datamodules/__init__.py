@@ -1,4 +1,6 @@
-"""Image-classification DataModules: embedded (offline) data and the full torchvision datasets."""
+"""The zoo's DataModules: the base every modality shares (``datamodules.base``) and, by
+modality, image data (``datamodules.vision``: embedded offline digits, torchvision's datasets,
+your own image folders). Hydra configs name them as ``datamodules.<Class>``."""
 from datamodules.vision.augment import Compose, RandomAffine, RandomCropFlip, RandomElastic
 from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule, stratified_split
 from datamodules.vision.embedded import Digits8x8DataModule, MNIST5kDataModule

@@ -6,9 +6,11 @@
     zoo-train experiment=lenet5_mnist5k record=true   # also record the run under reports/
 
 Each run folder (``outputs/<experiment>/<time>/``) receives the resolved ``config.yaml``,
-``metrics.json`` (val and test metrics of the best checkpoint, parameters, train time,
-throughput, peak memory, hardware, library versions, git commit, the command),
-``history.csv``, ``learning_curves.png``, ``confusion_matrix.png`` and ``checkpoints/``.
+``metrics.json`` (val and test metrics of the best checkpoint, the task's own test outputs such
+as a confusion matrix, parameters, train time, throughput, peak memory, hardware, library
+versions, git commit, the command), ``history.csv``, ``learning_curves.png``, the plots the task
+draws (``draw_outputs``: ``confusion_matrix.png`` for classification) and ``checkpoints/``.
+Nothing here knows the objective: the task contract (``zoo.tasks.base``) says what to record.
 """
 from __future__ import annotations
 

@@ -352,7 +352,7 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
         for family in families:
             fam_rows = [r for r in rows if r["family"] == family]
             key, header, scale = _columns(fam_rows)[0]
-            name = "comparison.png" if family == "Classification" else f"comparison_{family.lower().replace(' ', '_')}.png"
+            name = f"comparison_{family.lower().replace(' ', '_')}.png"
             if plots.comparison(fam_rows, reports_dir / name, metric=key, scale=scale, label=header):
                 plots_by_family[family] = name
     (reports_dir / "README.md").write_text(render_markdown(rows, extras=_extras(reports_dir),
@@ -383,9 +383,11 @@ def _extras(reports_dir: Path) -> list[tuple[str, str]]:
                     f"{data.get('total_wall_s', 0) / 60:.1f} min of wall time on {data.get('hardware', '?')}"))
     for check in sorted((reports_dir / "bench" / "verify").glob("*.json")):
         data = json.loads(check.read_text())
+        where = f" on {data['machine']}" if data.get("machine") else ""
+        when = f" ({data['finished_at'][:10]})" if data.get("finished_at") else ""
         out.append((str(check.relative_to(reports_dir)),
                     f"Reproduction check of suite `{data['suite']}`: {data['identical']}/{data['checked']} "
-                    f"runs gave identical validation and test metrics when run again"))
+                    f"runs gave identical validation and test metrics when run again{where}{when}"))
     return out
 
 
