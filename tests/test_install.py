@@ -6,10 +6,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 
+import pytest
+
 from conftest import ROOT
+
+try:
+    import tomllib  # Python 3.11+
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 
 def test_the_package_list_names_every_package_folder():
