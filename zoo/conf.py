@@ -39,18 +39,26 @@ class DataFactError(KeyError):
         return str(self.args[0])
 
 
+def facts_of(dm, names) -> dict:
+    """``dm.data_facts()`` holding ``names``: what the datamodule knows before reading its data
+    (class names of folders ...), and, when one of ``names`` needs the data read, after its
+    ``setup`` (done once; the result is kept on the datamodule)."""
+    facts = getattr(dm, "_zoo_facts", None)
+    if facts is None:
+        facts = dm.data_facts()
+        if any(facts.get(n) is None for n in names):
+            dm.prepare_data()
+            dm.setup("fit")
+            facts = dm._zoo_facts = dm.data_facts()
+    return facts
+
+
 def _data_fact(name: str):
     if not _facts_source:
         raise DataFactError(f"${{data_fact:{name}}} is known only once the data is read: it resolves "
                             "while zoo-train builds the net and the task (zoo.conf.data_facts_from)")
     dm = _facts_source[-1]
-    facts = getattr(dm, "_zoo_facts", None)
-    if facts is None:  # what the datamodule knows before reading its data (class names of folders ...)
-        facts = dm.data_facts()
-        if facts.get(name) is None:  # the rest needs the data read
-            dm.prepare_data()
-            dm.setup("fit")
-            facts = dm._zoo_facts = dm.data_facts()
+    facts = facts_of(dm, [name])
     if name not in facts:
         raise DataFactError(f"${{data_fact:{name}}}: {type(dm).__name__} has no such fact; it has: "
                             f"{', '.join(sorted(facts)) or 'none'}")

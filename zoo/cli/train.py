@@ -155,17 +155,9 @@ def data_facts_for(task_cls, dm, task_cfg: DictConfig | None = None) -> dict:
     wanted = [k for k in getattr(task_cls, "data_facts_used", ()) if not (task_cfg is not None and task_cfg.get(k))]
     if not wanted:
         return {}
-    facts = getattr(dm, "_zoo_facts", None)
-    if facts is None and hasattr(dm, "data_facts"):
-        try:
-            facts = dm.data_facts()
-        except (AttributeError, TypeError):  # a datamodule whose facts need setup, not yet run
-            facts = None
-        if not facts or any(k in facts and facts[k] is None for k in wanted):
-            dm.prepare_data()
-            dm.setup("fit")
-            facts = dm.data_facts()
-    if facts is None:  # a plain LightningDataModule: what it exposes as attributes
+    if hasattr(dm, "data_facts"):
+        facts = zoo_conf.facts_of(dm, wanted)
+    else:  # a plain LightningDataModule: what it exposes as attributes
         facts = {k: getattr(dm, k) for k in wanted if hasattr(dm, k)}
     return {k: (list(facts[k]) if isinstance(facts[k], tuple) else facts[k]) for k in wanted if k in facts}
 
