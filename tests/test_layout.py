@@ -3,6 +3,7 @@
 Imports flow one way:
 
 * ``zoo.layers`` imports nothing of the zoo but ``zoo.utils``;
+* ``zoo.ops`` (pure tensor operations: boxes, IoU, NMS) imports nothing of the zoo;
 * ``zoo.models`` imports ``zoo.layers``, ``zoo.registry`` and ``zoo.utils`` only;
 * ``zoo.tasks`` and ``zoo.losses`` never import a model family (``zoo.models``), nor the
   commands, benchmarks or reports built on top of them (a task may draw with the plotting
@@ -21,6 +22,7 @@ from conftest import ROOT
 # package prefix -> the zoo modules (prefixes) it may import; None: any
 ALLOWED = {
     "zoo.layers": ("zoo.layers", "zoo.utils"),
+    "zoo.ops": ("zoo.ops",),
     "zoo.models": ("zoo.models", "zoo.layers", "zoo.registry", "zoo.utils"),
 }
 # package prefix -> the zoo modules (prefixes) it must never import
@@ -105,7 +107,7 @@ def test_the_check_fails_when_a_model_imports_a_task(tmp_path):
 
 
 @pytest.mark.parametrize("folder", ["zoo/bench", "zoo/reporting", "zoo/cli", "zoo/tasks", "zoo/losses",
-                                    "zoo/models", "zoo/layers", "zoo/weights", "datamodules/vision"])
+                                    "zoo/models", "zoo/layers", "zoo/ops", "zoo/weights", "datamodules/vision"])
 def test_the_layout_groups_the_package_by_role(folder):
     assert (ROOT / folder / "__init__.py").is_file()
 
