@@ -1,7 +1,12 @@
 """The zoo's DataModules: the base every modality shares (``datamodules.base``) and, by
 modality, image data (``datamodules.vision``: embedded offline digits, torchvision's datasets,
-your own image folders). Hydra configs name them as ``datamodules.<Class>``."""
+your own image folders). Hydra configs name them as ``datamodules.<Class>``. Files that come
+from elsewhere are checked before they are trusted (``datamodules.vision.io``: IDX files and
+CIFAR-10 pickles; ``datamodules.archives.safe_extract``: downloaded archives); a file that fails
+a check raises :class:`DataFileError` naming it and saying what to do."""
 from datamodules.vision.augment import Compose, RandomAffine, RandomCropFlip, RandomElastic
+from datamodules.archives import safe_extract
+from datamodules.base import DataFileError
 from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule, stratified_split
 from datamodules.vision.embedded import Digits8x8DataModule, MNIST5kDataModule
 from datamodules.vision.folder import ImageFolderDataModule
@@ -9,6 +14,8 @@ from datamodules.vision.torchvision_data import CIFAR10DataModule, FashionMNISTD
 
 __all__ = [
     "DatasetNotFoundError",
+    "DataFileError",
+    "safe_extract",
     "ImageClassificationDataModule",
     "stratified_split",
     "MNIST5kDataModule",

@@ -12,6 +12,9 @@
   for ``zoo-predict`` on a checkpoint.
 * loaders whose evaluation iterators draw from a generator of their own, so that validating
   (or not, or more often) leaves the training draws of later epochs as they were.
+
+Two errors say what is wrong with the data on disk: :class:`DatasetNotFoundError` (files missing,
+downloads off) and :class:`DataFileError` (a file present but unusable).
 """
 from __future__ import annotations
 
@@ -27,6 +30,12 @@ from torch.utils.data import DataLoader, Dataset
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are missing and downloading is switched off."""
+
+
+class DataFileError(ValueError):
+    """A data file is there but cannot be used: truncated, corrupt, of another format, or asking
+    for something unsafe (a pickle that imports code, an archive member that escapes its folder).
+    The message names the file and says what to do about it."""
 
 
 def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import tarfile
 
 import numpy as np
 import pytest
@@ -165,7 +166,7 @@ def test_one_missing_file_is_named(tmp_path, cls, write, subdir, files):
         cls(data_dir=str(tmp_path)).setup()
 
 
-@pytest.mark.parametrize("cls,write,subdir,files", CASES)
+@pytest.mark.parametrize("cls,write,subdir,files", CASES[:2])
 def test_download_uses_torchvision(tmp_path, monkeypatch, cls, write, subdir, files):
     calls = []
     fake = staticmethod(lambda root, train, download: calls.append((root, train, download)))
@@ -173,6 +174,33 @@ def test_download_uses_torchvision(tmp_path, monkeypatch, cls, write, subdir, fi
     write(tmp_path)  # stands in for the files the download would fetch
     cls(data_dir=str(tmp_path), download=True).prepare_data()
     assert sorted(calls) == [(str(tmp_path), False, True), (str(tmp_path), True, True)]
+
+
+def test_cifar10_download_fetches_the_archive_and_extracts_it_safely(tmp_path, monkeypatch):
+    from datamodules.vision import torchvision_data
+
+    # the archive the download would fetch: the real layout, packed as the official tar.gz is
+    source = tmp_path / "source"
+    train_x, train_y, _, _ = write_cifar(source)
+    calls = []
+
+    def fake_download_url(url, root, filename=None, md5=None):
+        calls.append((url, filename, md5))
+        os.makedirs(root, exist_ok=True)  # as download_url does
+        with tarfile.open(os.path.join(root, filename), "w:gz") as tf:
+            tf.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+
+    monkeypatch.setattr(torchvision_data, "download_url", fake_download_url)
+    data = tmp_path / "data"
+    dm = CIFAR10DataModule(data_dir=str(data), download=True)
+    dm.prepare_data()
+    assert calls == [("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz",
+                      "c58f30108f718f92721af3b95e74349a")]
+    assert sorted(os.listdir(data / "cifar-10-batches-py")) == sorted(CIFAR_FILES)
+    dm.setup()
+    assert len(dm.train_set) + len(dm.val_set) == N_TRAIN
+    CIFAR10DataModule(data_dir=str(data), download=True).prepare_data()  # files there: no download
+    assert len(calls) == 1
 
 
 def test_constructor_rejects_unknown_options():

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules.base import DatasetNotFoundError, ZooDataModule, stratified_split
+from datamodules.base import DataFileError, DatasetNotFoundError, ZooDataModule, stratified_split
 
 
 class ImageClassificationDataModule(ZooDataModule):

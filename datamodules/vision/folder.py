@@ -16,9 +16,13 @@ images instead: stratified by class and seeded by ``split_seed`` (``val_fraction
 
 Files are read with Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP ...; other files and hidden entries
 are skipped), resized to ``native_size`` x ``native_size`` and kept in memory as uint8 tensors.
+An image file Pillow cannot read (truncated, corrupt, misnamed) is an error naming it; with
+``skip_bad=True`` such files are skipped instead, counted (``describe()["skipped_images"]``) and
+named in a warning, but a class folder left without a readable image is still an error.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +32,7 @@ import torch.nn as nn
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
-from datamodules.base import DatasetNotFoundError, stratified_split
+from datamodules.base import DataFileError, DatasetNotFoundError, stratified_split
 from datamodules.vision.base import ImageClassificationDataModule
 from datamodules.vision.io import read_image
 
@@ -39,6 +43,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
                     ".ppm", ".pgm", ".pbm", ".pnm")
 
 SPLITS = ("train", "val", "test")
+
+log = logging.getLogger(__name__)
 
 
 def _visible(p: Path) -> bool:
@@ -84,6 +90,10 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         val_fraction, test_fraction: the share of the training images drawn (stratified) as the
             validation / test split when ``val/`` / ``test/`` is absent.
         normalize: ``[mean, std]`` per channel instead of the training split's own statistics.
+        skip_bad: skip the image files Pillow cannot read instead of stopping at the first one;
+            how many were skipped is logged (with the first few names) and reported by
+            ``describe()`` (``skipped_images``). A class folder with no readable image left is
+            still an error.
         split_seed, limit, augment, resize_to, train_on_val, batch_size, eval_batch_size,
         num_workers: as in the base class.
     """
@@ -110,6 +120,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         normalize: Sequence[Sequence[float]] | None = None,
         resize_to: int | None = None,
         train_on_val: bool = False,
+        skip_bad: bool = False,
     ):
         if int(native_size) < 1:
             raise ValueError(f"image_folder: native_size must be positive, got {native_size}")
@@ -137,6 +148,8 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         self.num_classes = None
         self.split_source: dict[str, str] = {}
         self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.skip_bad = bool(skip_bad)
+        self.skipped: list[Path] = []  # the unreadable files skipped by the last read (skip_bad)
 
     # -- the folder -------------------------------------------------------------------------------
     def _class_folders(self) -> list[Path]:
@@ -201,8 +214,28 @@ class ImageFolderDataModule(ImageClassificationDataModule):
                              f"images in {split}/, or remove {folder} to draw the {split} split from train/)")
         size = (self.native_size, self.native_size)
         images = torch.empty(len(files), channels, *size, dtype=torch.uint8)
+        keep: list[int] = []
+        advice = ("replace it with a readable image or delete it (or set data.skip_bad=true to skip "
+                  "unreadable images)")
         for i, f in enumerate(files):
-            images[i] = read_image(f, channels, size)  # a corrupt file: ValueError naming it
+            try:
+                images[i] = read_image(f, channels, size, advice=advice)
+            except DataFileError:
+                if not self.skip_bad:
+                    raise
+                self.skipped.append(f)
+                continue
+            keep.append(i)
+        if len(keep) < len(files):
+            kept = {labels[i] for i in keep}
+            for sub in found:
+                if index[sub.name] not in kept:
+                    bad = [f for f in self.skipped if sub in f.parents]
+                    raise ValueError(f"image_folder: {sub} has no readable image left: all {len(bad)} of its "
+                                     f"images were unreadable and skipped (skip_bad=true; e.g. {bad[0].name}); "
+                                     "replace them with images Pillow can read")
+            images = images[keep]
+            labels = [labels[i] for i in keep]
         return images, torch.tensor(labels, dtype=torch.int64)
 
     def _decide_channels(self) -> int:
@@ -229,12 +262,17 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             raise ValueError(f"image_folder: num_classes={self.requested_num_classes} but {self.root / 'train'} "
                              f"has {len(self.classes)} class folders ({', '.join(self.classes)})")
         self._raw.clear()
+        self.skipped = []
         channels = self._decide_channels()
         for split in SPLITS:
             if split not in self._raw:
                 pair = self._read_split(split, channels)
                 if pair is not None:
                     self._raw[split] = pair
+        if self.skipped:
+            names = [str(p.relative_to(self.root)) for p in self.skipped[:5]]
+            log.warning("image_folder: skipped %d unreadable image file(s) under %s (skip_bad=true): %s%s",
+                        len(self.skipped), self.root, ", ".join(names), " ..." if len(self.skipped) > 5 else "")
         self.native_chans = channels
         self.in_chans = self.requested_in_chans or channels
         self.num_classes = len(self.classes)
@@ -377,5 +415,6 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             "channels": self.native_chans,
             "splits": dict(self.split_source),
             "normalize": [list(self.mean), list(self.std)] if self.mean is not None else None,
+            **({"skipped_images": len(self.skipped)} if self.skip_bad else {}),
         })
         return out

@@ -1,5 +1,5 @@
-"""DataModules over the full datasets that torchvision knows how to download and read:
-MNIST, Fashion-MNIST and CIFAR-10.
+"""DataModules over the full datasets that torchvision knows how to download: MNIST,
+Fashion-MNIST and CIFAR-10.
 
 The files are expected under ``data_dir`` in torchvision's own layout, so a folder filled by
 ``torchvision.datasets.<Name>(root=data_dir, download=True)`` works as is:
@@ -12,6 +12,19 @@ The files are expected under ``data_dir`` in torchvision's own layout, so a fold
 
 Nothing is downloaded unless ``download=True`` (``data.download=true`` from the command line):
 with it off, missing files raise :class:`DatasetNotFoundError` naming the folder and files.
+MNIST and Fashion-MNIST are downloaded by torchvision; CIFAR-10's archive is fetched with
+torchvision's ``download_url`` (its MD5 checked) and unpacked by
+:func:`datamodules.archives.safe_extract`, which refuses members that would land outside
+``data_dir``.
+
+The files are read by the zoo's own readers (:mod:`datamodules.vision.io`), not torchvision's
+classes: an IDX file's magic number, dimensions and size are checked, and its images and labels
+must agree in number with labels in 0..9; CIFAR-10's pickles are read by an unpickler that may
+build only numpy arrays, lists, dicts and numbers, so a file that asks to import anything else
+(which could run code) is refused before anything in it runs. A damaged file raises
+:class:`DataFileError` naming it and saying to delete it and download it again. The values read
+are the ones torchvision's dataset classes return for the same files.
+
 The official test set is the test split; ``val_fraction`` (default 10%) of the official training
 set is held out, stratified by class, for validation. See the base class for the batch contract.
 """
@@ -23,8 +36,12 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 from torchvision import datasets
+from torchvision.datasets.utils import download_url
 
+from datamodules.archives import safe_extract
+from datamodules.base import DataFileError
 from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule
+from datamodules.vision.io import REDOWNLOAD, read_cifar_batch, read_cifar_meta, read_idx
 
 __all__ = ["MNISTDataModule", "FashionMNISTDataModule", "CIFAR10DataModule"]
 
@@ -40,8 +57,9 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
     """Shared file checks and download for the datasets below.
 
     Subclasses set ``subdir`` (the folder under ``data_dir`` that holds the files), ``files``
-    (their names), ``tv_class`` (the torchvision dataset class used to download) and implement
-    ``read(train)`` returning ``(images uint8 (N, C, H, W), labels int64 (N,))``.
+    (their names), ``tv_class`` (the torchvision dataset class used to download, unless they
+    override ``fetch``) and implement ``read(train)`` returning
+    ``(images uint8 (N, C, H, W), labels int64 (N,))``.
     """
 
     subdir: str = ""
@@ -108,10 +126,14 @@ class _TorchvisionDataModule(ImageClassificationDataModule):
                 f"(data_dir={self.data_dir!r})."
             )
 
+    def fetch(self) -> None:
+        """Download the files into ``data_dir`` (``download=True`` only)."""
+        for train in (True, False):
+            self.tv_class(root=self.data_dir, train=train, download=True)
+
     def prepare_data(self) -> None:
         if self.download:
-            for train in (True, False):
-                self.tv_class(root=self.data_dir, train=train, download=True)
+            self.fetch()
         self.check_files()
 
     def read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,10 +152,25 @@ class _MNISTLike(_TorchvisionDataModule):
     files = _MNIST_FILES
 
     def read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = self.tv_class(root=self.data_dir, train=train, download=False)
-        images = ds.data.to(torch.uint8).unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28)
-        labels = torch.as_tensor(ds.targets, dtype=torch.int64)
-        return images, labels
+        """The images (N, 1, 28, 28) and labels of the training or test idx files, checked."""
+        prefix = "train" if train else "t10k"
+        image_path = os.path.join(self.files_dir, f"{prefix}-images-idx3-ubyte")
+        label_path = os.path.join(self.files_dir, f"{prefix}-labels-idx1-ubyte")
+        images = read_idx(image_path, 3, "images", shape=(28, 28))
+        labels = read_idx(label_path, 1, "labels")
+        if len(images) != len(labels):
+            raise DataFileError(
+                f"{label_path} holds {len(labels)} labels but {image_path} holds {len(images)} images, "
+                f"where each image needs one label; delete both and run again with data.download=true "
+                f"to download fresh copies"
+            )
+        if len(labels) and int(labels.max()) >= len(self.classes):
+            first = int(torch.nonzero(labels >= len(self.classes))[0, 0])
+            raise DataFileError(
+                f"{label_path} is not a file of {self.name} labels: label {first} is "
+                f"{int(labels[first])}, expected 0..{len(self.classes) - 1}; {REDOWNLOAD}"
+            )
+        return images.unsqueeze(1).contiguous(), labels.long()  # (N, 28, 28) -> (N, 1, 28, 28)
 
 
 class MNISTDataModule(_MNISTLike):
@@ -167,24 +204,6 @@ class FashionMNISTDataModule(_MNISTLike):
     tv_class = datasets.FashionMNIST
 
 
-class _CIFAR10Files(datasets.CIFAR10):
-    """torchvision's CIFAR-10 reader with the integrity check reduced to "the files exist".
-
-    With ``download=False`` torchvision compares the md5 of every batch file and of
-    ``batches.meta`` against the official archive's, so it refuses any other copy in the same
-    format (a small test fixture, a re-packed subset) and hashes ~180 MB on every load. The
-    datamodule checks for the files itself before reading and only ever reads through this
-    class; downloads go through the unmodified :class:`torchvision.datasets.CIFAR10`, which
-    keeps verifying what it fetches.
-    """
-
-    meta = {**datasets.CIFAR10.meta, "md5": None}  # md5 None: check_integrity tests existence only
-
-    def _check_integrity(self) -> bool:
-        folder = os.path.join(self.root, self.base_folder)
-        return all(os.path.isfile(os.path.join(folder, name)) for name, _ in self.train_list + self.test_list)
-
-
 class CIFAR10DataModule(_TorchvisionDataModule):
     """CIFAR-10: 50,000 training and 10,000 test colour images, 32x32, 10 classes.
 
@@ -203,10 +222,33 @@ class CIFAR10DataModule(_TorchvisionDataModule):
     files = tuple(name for name, _ in datasets.CIFAR10.train_list + datasets.CIFAR10.test_list) + (
         datasets.CIFAR10.meta["filename"],
     )
-    tv_class = datasets.CIFAR10
+    archive = datasets.CIFAR10.filename  # cifar-10-python.tar.gz
+    url = datasets.CIFAR10.url
+    archive_md5 = datasets.CIFAR10.tgz_md5
+
+    def fetch(self) -> None:
+        """Download the official archive into ``data_dir`` (MD5 checked) and unpack it there
+        with :func:`safe_extract`; nothing is fetched when the files are all present."""
+        folder = self.files_dir
+        if all(os.path.isfile(os.path.join(folder, f)) for f in self.files):
+            return
+        root = os.path.expanduser(self.data_dir)
+        path = os.path.join(os.path.abspath(root), self.archive)
+        try:
+            download_url(self.url, root, filename=self.archive, md5=self.archive_md5)
+        except RuntimeError as err:
+            if "corrupted" not in str(err):
+                raise
+            raise DataFileError(f"{path} does not match the official CIFAR-10 archive (MD5 "
+                                f"{self.archive_md5}): delete it and run again to download it afresh") from None
+        safe_extract(path, root)
 
     def read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = _CIFAR10Files(root=self.data_dir, train=train, download=False)
-        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
-        labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+        """The images (N, 3, 32, 32) and labels of the five training batches or the test batch,
+        read with the restricted unpickler (``batches.meta`` is checked too)."""
+        names = [n for n, _ in (datasets.CIFAR10.train_list if train else datasets.CIFAR10.test_list)]
+        read_cifar_meta(os.path.join(self.files_dir, datasets.CIFAR10.meta["filename"]))
+        parts = [read_cifar_batch(os.path.join(self.files_dir, n)) for n in names]
+        images = torch.cat([p[0] for p in parts])
+        labels = torch.cat([p[1] for p in parts])
         return images, labels
