@@ -91,18 +91,22 @@ def test_unknown_weight_name_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_labels_outside_the_class_count_are_refused(tmp_path):
-    """A datamodule whose labels exceed the task's class count is an error that names the fix,
-    not a silently wrong accuracy."""
-    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true",
-                         "task.num_classes=5"], tmp_path)
-    with pytest.raises(ValueError, match=r"outside 0\.\.4.*num_classes"):
+def test_labels_outside_the_class_count_are_refused(tmp_path, monkeypatch):
+    """A task whose class count disagrees with the data is refused before any work (the config
+    check), and, should a datamodule's labels still exceed it, the task refuses the labels: an
+    error that names the fix, not a silently wrong accuracy."""
+    overrides = ["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true", "task.num_classes=5"]
+    cfg = compose_train(overrides, tmp_path)
+    with pytest.raises(ValueError, match=r"model\.num_classes=10 disagrees with task\.num_classes=5"):
         train(cfg)
+    monkeypatch.setattr("zoo.cli.train.validate_train_config", lambda cfg: None)  # the task's own check
+    with pytest.raises(ValueError, match=r"outside 0\.\.4.*num_classes"):
+        train(compose_train(overrides, tmp_path))
 
 
 def test_a_bad_gradient_accumulation_is_refused_naming_the_key(tmp_path):
     for bad in ("0", "2.5"):
         cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.fast_dev_run=true",
                              f"trainer.accumulate_grad_batches={bad}"], tmp_path)
-        with pytest.raises(ValueError, match="trainer.accumulate_grad_batches must be a positive integer"):
+        with pytest.raises(ValueError, match="trainer.accumulate_grad_batches must be null or a positive integer"):
             train(cfg)

@@ -155,5 +155,5 @@ def test_accumulated_gradients_equal_one_larger_batch(tmp_path):
 
 def test_a_bad_accumulation_setting_is_refused(tmp_path):
     cfg = family_cfg(tmp_path, extra=("trainer.accumulate_grad_batches=0",))
-    with pytest.raises(ValueError, match="accumulate_grad_batches must be a positive integer"):
+    with pytest.raises(ValueError, match="accumulate_grad_batches must be null or a positive integer"):
         build(cfg)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo import conf as zoo_conf
 from zoo.tasks import load_task
-from zoo.weights import user_errors
+from zoo.errors import user_errors
 
 
 def task_from_weights(name: str):

@@ -37,7 +37,9 @@ from zoo.callbacks import RunStats
 from zoo.flops import count_flops
 from zoo.registry import count_parameters
 from zoo.runinfo import git_info, hardware, library_versions
-from zoo.weights import user_errors
+from zoo.errors import CheckpointError, ConfigError, user_errors
+from zoo.tasks.base import read_checkpoint_safely
+from zoo.validate import validate_train_config
 
 log = logging.getLogger("zoo.cli.train")
 
@@ -97,6 +99,7 @@ def build(cfg: DictConfig):
     (``${data_fact:vocab_size}``), and the task receives the facts it declares it uses
     (``data_facts_used``, e.g. the class names). Reading a fact sets the data up; a config that
     reads none leaves the data to Lightning's ``setup``, as before."""
+    validate_train_config(cfg)  # types, ranges and agreements, before any work starts
     dm = instantiate(cfg.data, _convert_="all")
     with zoo_conf.data_facts_from(dm):
         _resolve_data_facts(cfg)
@@ -125,6 +128,7 @@ def build(cfg: DictConfig):
         task_kwargs["gradient_clip_algorithm"] = cfg.trainer.get("gradient_clip_algorithm") or "norm"
     task = instantiate(cfg.task, _convert_="all", net=net, optimizer=optimizer, scheduler=scheduler, **task_kwargs)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    task.stop_on_nonfinite = bool(cfg.get("stop_on_nonfinite", True))
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = instantiate_dict(cfg.get("callbacks"))
     stats = RunStats()
@@ -160,6 +164,23 @@ def data_facts_for(task_cls, dm, task_cfg: DictConfig | None = None) -> dict:
     else:  # a plain LightningDataModule: what it exposes as attributes
         facts = {k: getattr(dm, k) for k in wanted if hasattr(dm, k)}
     return {k: (list(facts[k]) if isinstance(facts[k], tuple) else facts[k]) for k in wanted if k in facts}
+
+
+LIGHTNING_CKPT_WORDS = ("last", "best", "hpc", "registry")
+
+
+def _resume_checkpoint(ckpt_path):
+    """``ckpt_path`` to resume from: Lightning's words (``last`` ...) as they are; a file must
+    exist, and is read once safely first, so that a damaged or hostile file is refused with its
+    name before any training starts."""
+    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_WORDS:
+        return ckpt_path
+    path = Path(str(ckpt_path)).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={ckpt_path}: no such checkpoint file; give the path of a "
+                              "checkpoint written by zoo-train (<run>/checkpoints/last.ckpt), or ckpt_path=last")
+    read_checkpoint_safely(path)
+    return str(path)
 
 
 def _check_no_validation(cfg: DictConfig, callbacks: list) -> None:
@@ -236,9 +257,14 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     dm, task, trainer, stats = build(cfg)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    ckpt_path = _resume_checkpoint(cfg.get("ckpt_path"))
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only: resuming reads tensors and plain containers, never code to run
+    trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     fit_wall_s = time.perf_counter() - t0
+    if trainer.global_step == 0 and not trainer.fast_dev_run:
+        raise ConfigError("the run took no training step (an empty training loader, or a checkpoint "
+                          "that had already finished trainer.max_epochs): nothing is recorded")
 
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None

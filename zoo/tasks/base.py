@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 from torchmetrics import Metric, MetricCollection
 
+from zoo.errors import CheckpointError, NonFiniteLossError
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
@@ -94,6 +96,8 @@ class ZooTask(L.LightningModule):
     # metrics that are ratios of integer counts, hence identical on any machine that makes the
     # same predictions (zoo.reproducibility); every other metric is compared within a tolerance
     exact_metrics: tuple[str, ...] = ()
+    # a NaN or infinite training loss stops the run, naming the step (zoo.errors.NonFiniteLossError)
+    stop_on_nonfinite: bool = True
 
     def __init__(
         self,
@@ -303,6 +307,7 @@ class ZooTask(L.LightningModule):
         k = self.accumulate_grad_batches
         if k == 1:
             loss = self.training_loss(batch, batch_idx)
+            self._check_finite(loss, batch_idx)
             opt.zero_grad()
             self.manual_backward(loss)
             opt.step()  # on_before_optimizer_step (clipping) runs inside, after any unscaling
@@ -314,6 +319,7 @@ class ZooTask(L.LightningModule):
         first_of_window = batch_idx % k == 0
         last_of_window = (batch_idx + 1) % k == 0 or batch_idx + 1 >= total
         loss = self.training_loss(batch, batch_idx)
+        self._check_finite(loss, batch_idx)
         if first_of_window:
             opt.zero_grad()
         self.manual_backward(loss / k)
@@ -336,6 +342,7 @@ class ZooTask(L.LightningModule):
             opt.zero_grad()
             if not first:
                 loss = self.training_loss(batch, batch_idx)
+                self._check_finite(loss, batch_idx)
                 first.append(loss.detach())
             else:
                 loss = self.shared_step(batch, "train")[0]
@@ -346,6 +353,25 @@ class ZooTask(L.LightningModule):
         if self.scheduler_factory is not None:
             self._step_scheduler(batch_idx)
         return first[0]
+
+    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop training at a NaN or infinite loss, before it reaches the weights
+        (``stop_on_nonfinite``, on by default; ``zoo-train stop_on_nonfinite=false`` trains on)."""
+        if not self.stop_on_nonfinite or bool(torch.isfinite(loss.detach()).all()):
+            return
+        trainer = self._trainer
+        saved = None
+        if trainer is not None and trainer.checkpoint_callback is not None:
+            cb = trainer.checkpoint_callback
+            saved = getattr(cb, "last_model_path", None) or getattr(cb, "best_model_path", None) or None
+        where = (f"the checkpoint of the last finished epoch is kept: {saved}" if saved else
+                 "no checkpoint had been written yet (the fault came in the first epoch)")
+        raise NonFiniteLossError(
+            f"the training loss is {float(loss.detach().float().mean())} at step {self.global_step} "
+            f"(epoch {self.current_epoch}, batch {batch_idx}): training stopped before that step changed "
+            f"the weights, and nothing was recorded; {where}. Lower optimizer.lr, set "
+            "trainer.gradient_clip_val, or check the data (stop_on_nonfinite=false trains on regardless)",
+            step=self.global_step, epoch=self.current_epoch, checkpoint=saved)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.gradient_clip_val:
@@ -609,15 +635,34 @@ def restore_rng_states(states: dict) -> None:
 def _read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return read_checkpoint_safely(path)
+
+
+def read_checkpoint_safely(path: str | Path) -> dict:
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers only. A file whose
+    unpickling would import and call anything else (code to run) is refused before any of it runs;
+    a damaged or foreign file gets an error naming it."""
+    import pickle
+    import re
+
     try:
-        # weights_only: a checkpoint is data, never code to run
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err)) or re.search(r"global:? ([\w.]+)", str(err))
+        if found:
+            raise CheckpointError(
+                f"refused checkpoint {path}: reading it would import and call {found.group(1)}, which is "
+                "not a tensor or plain container and could run code; nothing of it was run. Load only "
+                "checkpoints written by zoo-train, from a source you trust") from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"could not read checkpoint {path}: {first}. Is the file complete and "
+                              "written by zoo-train?") from None
     except Exception as err:  # torch raises several types for a damaged or foreign file
-        raise ValueError(
-            f"could not read checkpoint {path}: {err.__class__.__name__}: {str(err).splitlines()[0]}. "
+        raise CheckpointError(
+            f"could not read checkpoint {path}: {err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}. "
             "Is the file complete and written by zoo-train?"
-        ) from err
+        ) from None
 
 
 def task_class(name: str) -> type[ZooTask]:

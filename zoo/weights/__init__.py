@@ -45,15 +45,11 @@ class WeightsError(ValueError):
     """A weight that cannot be used: unknown name, missing file, wrong hash or format."""
 
 
-@contextmanager
 def user_errors(prog: str):
-    """Around a command's work: a bad weight name, file or hash is the user's to fix, so it ends
-    the command with one line saying what to do and exit status 2, not a traceback."""
-    try:
-        yield
-    except WeightsError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """See :func:`zoo.errors.user_errors` (kept here for code that imports it from this module)."""
+    from zoo.errors import user_errors as _user_errors
+
+    return _user_errors(prog)
 
 
 class UnknownWeightsError(WeightsError, KeyError):
