@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,27 @@ def test_the_command_line_prints_one_line_not_a_traceback(tmp_path):
     assert "zoo-train: data.batch_size=0 is not allowed: data.batch_size must be a positive integer" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.bad_input
+def test_an_argument_the_model_does_not_take_is_named_with_those_it_does(tmp_path):
+    cfg = compose_train(["trainer=cpu", "trainer.fast_dev_run=true", "+model.dropuot=0.5"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model 'lenet5' got unknown argument\(s\) \['dropuot'\]; it accepts: .*num_classes"):
+        train(cfg)
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("overrides,words", [
+    (["split=train"], "split='train' is not allowed: split must be 'test' or 'val'"),
+    (["weights=lenet5.mnist5k", "batch_size=0"], "batch_size=0 is not allowed"),
+    ([], "give exactly one of ckpt_path=<file> or weights=<architecture>.<tag>"),
+])
+def test_a_bad_evaluation_config_is_refused_naming_the_key(overrides, words, tmp_path):
+    from zoo.cli.eval import evaluate
+
+    cfg = compose_train(["trainer=cpu", *overrides], tmp_path, config_name="eval")
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        evaluate(cfg)
 
 
 # -- property-based: the rules accept exactly the values they describe ------------------------------

@@ -31,6 +31,7 @@ def test_unknown_model_name(tmp_path):
     r = run_cli("zoo.cli.train", "model.name=lenet", "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}")
     assert r.returncode != 0
     assert "Unknown model 'lenet'" in r.stderr and "Did you mean: lenet5" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def test_wrong_override(tmp_path):

@@ -41,12 +41,39 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def user_error_cause(err: BaseException) -> BaseException | None:
+    """The user error behind ``err``: itself, or the cause Hydra's ``instantiate`` wrapped in an
+    ``InstantiationException`` (a model builder refusing an argument ...); None if there is none."""
+    types = (*_user_error_types(), NonFiniteLossError)
+    seen = 0
+    while err is not None and seen < 5:
+        if isinstance(err, types):
+            return err
+        err, seen = err.__cause__, seen + 1
+    return None
+
+
+@contextmanager
+def unwrapped_user_errors():
+    """Re-raise a user error that Hydra's ``instantiate`` wrapped, as itself."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except InstantiationException as err:
+        cause = user_error_cause(err)
+        if cause is None:
+            raise
+        raise cause from None
+
+
 @contextmanager
 def user_errors(prog: str):
     """Around a command's work: a fault the user can fix ends the command with one line saying
     what to do (exit status 2); a run stopped by a non-finite loss, likewise (exit status 1)."""
     try:
-        yield
+        with unwrapped_user_errors():
+            yield
     except NonFiniteLossError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         raise SystemExit(1) from None

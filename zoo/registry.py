@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from zoo.errors import ConfigError
+
 __all__ = [
     "ModelCard",
     "UnknownModelError",
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(ConfigError, KeyError):
     """Raised for a model name that is not registered."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
@@ -81,6 +83,10 @@ def _ensure_loaded() -> None:
     import zoo.models  # noqa: F401
 
 
+class UnknownArgumentError(ConfigError, TypeError):
+    """Raised for a keyword argument the model's builder does not take (``model.<typo>=...``)."""
+
+
 def model_card(name: str) -> ModelCard:
     """The card of a registered model; unknown names fail with the closest matches."""
     _ensure_loaded()
@@ -115,7 +121,7 @@ def create_model(name: str, pretrained: str | None = None, pretrained_path: str 
     sig = inspect.signature(card.builder)
     unknown = [k for k in kwargs if k not in sig.parameters]
     if unknown:
-        raise TypeError(
+        raise UnknownArgumentError(
             f"model {name!r} got unknown argument(s) {unknown}; it accepts: "
             f"{', '.join(sig.parameters)}"
         )

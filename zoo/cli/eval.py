@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo import conf as zoo_conf
 from zoo.tasks import load_task
-from zoo.errors import user_errors
+from zoo.validate import positive_int
+from zoo.errors import ConfigError, user_errors
 
 
 def task_from_weights(name: str):
@@ -48,9 +49,11 @@ def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` (or the published ``cfg.weights``) on ``cfg.split``; returns
     ``{metric: value}``."""
     if cfg.split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {cfg.split!r}")
+        raise ConfigError(f"split={cfg.split!r} is not allowed: split must be 'test' or 'val'")
+    if cfg.get("batch_size") is not None and not positive_int(cfg.batch_size):
+        raise ConfigError(f"batch_size={cfg.batch_size!r} is not allowed: batch_size must be a positive integer")
     if bool(cfg.get("ckpt_path")) == bool(cfg.get("weights")):
-        raise ValueError("give exactly one of ckpt_path=<file> or weights=<architecture>.<tag> "
+        raise ConfigError("give exactly one of ckpt_path=<file> or weights=<architecture>.<tag> "
                          "(`zoo-weights` lists the published weights)")
     task = task_from_weights(cfg.weights) if cfg.get("weights") else load_task(cfg.ckpt_path)
     if cfg.get("data"):
@@ -58,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         stored = (task.run_config or {}).get("data")
         if not stored:
-            raise ValueError(f"{cfg.ckpt_path or cfg.weights} stores no data config: pass data=<name>")
+            raise ConfigError(f"{cfg.ckpt_path or cfg.weights} stores no data config: pass data=<name>")
         data_cfg = OmegaConf.create(stored)
     if cfg.get("batch_size"):
         data_cfg = OmegaConf.merge(data_cfg, {"batch_size": cfg.batch_size, "eval_batch_size": cfg.batch_size})

@@ -37,7 +37,7 @@ from zoo.callbacks import RunStats
 from zoo.flops import count_flops
 from zoo.registry import count_parameters
 from zoo.runinfo import git_info, hardware, library_versions
-from zoo.errors import CheckpointError, ConfigError, user_errors
+from zoo.errors import CheckpointError, ConfigError, unwrapped_user_errors, user_errors
 from zoo.tasks.base import read_checkpoint_safely
 from zoo.validate import validate_train_config
 
@@ -100,6 +100,11 @@ def build(cfg: DictConfig):
     (``data_facts_used``, e.g. the class names). Reading a fact sets the data up; a config that
     reads none leaves the data to Lightning's ``setup``, as before."""
     validate_train_config(cfg)  # types, ranges and agreements, before any work starts
+    with unwrapped_user_errors():  # a builder's refusal (unknown model argument ...) as itself
+        return _build(cfg)
+
+
+def _build(cfg: DictConfig):
     dm = instantiate(cfg.data, _convert_="all")
     with zoo_conf.data_facts_from(dm):
         _resolve_data_facts(cfg)
