@@ -119,6 +119,10 @@ def test_an_argument_the_model_does_not_take_is_named_with_those_it_does(tmp_pat
     (["split=train"], "split='train' is not allowed: split must be 'test' or 'val'"),
     (["weights=lenet5.mnist5k", "batch_size=0"], "batch_size=0 is not allowed"),
     ([], "give exactly one of ckpt_path=<file> or weights=<architecture>.<tag>"),
+    (["weights=lenet5.mnist5k", "data=mnist5k", "data.in_chans=3"],
+     "data.in_chans=3 disagrees with lenet5.mnist5k, whose net was built for 1 input channels: set data.in_chans=1"),
+    (["weights=lenet5.mnist5k", "data=mnist5k", "data.num_classes=5"],
+     "data.num_classes=5 disagrees with lenet5.mnist5k, whose net was built for 10 classes"),
 ])
 def test_a_bad_evaluation_config_is_refused_naming_the_key(overrides, words, tmp_path):
     from zoo.cli.eval import evaluate

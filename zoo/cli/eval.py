@@ -63,6 +63,8 @@ def evaluate(cfg: DictConfig) -> dict:
         if not stored:
             raise ConfigError(f"{cfg.ckpt_path or cfg.weights} stores no data config: pass data=<name>")
         data_cfg = OmegaConf.create(stored)
+    if cfg.get("data"):
+        _check_net_reads_data(task, data_cfg, cfg.ckpt_path or cfg.weights)
     if cfg.get("batch_size"):
         data_cfg = OmegaConf.merge(data_cfg, {"batch_size": cfg.batch_size, "eval_batch_size": cfg.batch_size})
     dm = instantiate(data_cfg, _convert_="all")
@@ -77,6 +79,18 @@ def evaluate(cfg: DictConfig) -> dict:
             Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
             Path(cfg.output).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _check_net_reads_data(task, data_cfg: DictConfig, source: str) -> None:
+    """Other data than the training run's (``data=...``) must give the net the input channels
+    and the class count it was built for: say which, before any evaluation starts."""
+    built = ((task.net_spec or {}).get("kwargs") or {})
+    for key, what in (("in_chans", "input channels"), ("num_classes", "classes")):
+        want, given = built.get(key), data_cfg.get(key)
+        if isinstance(want, int) and isinstance(given, int) and want != given:
+            raise ConfigError(f"data.{key}={given} disagrees with {source}, whose net was built for {want} "
+                              f"{what}: set data.{key}={want}" + (" (the datamodule converts the images)"
+                                                                 if key == "in_chans" else ""))
 
 
 def _compare_with_card(name: str, split: str, metrics: dict) -> None:
