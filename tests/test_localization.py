@@ -117,3 +117,94 @@ def test_the_loss_refuses_mismatched_shapes():
 def test_a_window_too_small_for_the_net_is_refused():
     with pytest.raises(ValueError, match="window=12 is too small"):
         zoo.create_model("window_cnn", window=12)
+
+
+# -- the task ---------------------------------------------------------------------------------------
+def _batch(n_images: int = 4, landmarks: bool = False):
+    torch.manual_seed(0)
+    images = torch.randn(n_images, 1, 96, 96)
+    targets = []
+    for i in range(n_images):
+        if i == 0:  # an image without object
+            t = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}
+            if landmarks:
+                t["landmarks"] = torch.zeros(0, 8)
+        else:
+            t = {"boxes": torch.tensor([[10.0 * i, 12.0, 10.0 * i + 30, 50.0]]), "labels": torch.tensor([i])}
+            if landmarks:
+                t["landmarks"] = torch.tensor([[10.0 * i + 15, 12.5, 10.0 * i + 15, 49.5,
+                                                10.0 * i + 0.5, 30.0, 10.0 * i + 29.5, 31.0]])
+        targets.append(t)
+    return images, targets
+
+
+def _perfect_outputs(task, target: torch.Tensor) -> torch.Tensor:
+    """Raw scores that decode exactly to ``target``: the inverse sigmoid of its fractions, and
+    large logits for p_c and the true class."""
+    from zoo.tasks.localization import _logit_form
+
+    out = _logit_form(target, task.num_classes)
+    out[:, 0] = torch.where(target[:, 0] > 0.5, 20.0, -20.0)
+    out[:, 5:5 + task.num_classes] = target[:, 5:5 + task.num_classes] * 20.0
+    return out
+
+
+@pytest.mark.parametrize("name", ["localizer", "landmarker"])
+def test_the_task_scores_a_perfect_prediction_as_perfect(name):
+    from zoo.tasks import LocalizationTask
+
+    net = zoo.create_model(name, num_classes=10, image_size=96)
+    task = LocalizationTask(net, num_classes=10, image_size=96)
+    images, targets = _batch(landmarks=name == "landmarker")
+    target = task.encode(targets, "cpu")
+    assert target.shape == (4, 15 + (8 if name == "landmarker" else 0))
+    assert target[0, 0] == 0 and torch.all(target[1:, 0] == 1)
+    metrics = task.build_metrics("test/")
+    metrics.update(_perfect_outputs(task, target), target)
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    assert got["test/iou"] == pytest.approx(1.0, abs=1e-4)
+    assert got["test/acc"] == 1.0 and got["test/hit"] == 1.0 and got["test/objectness_acc"] == 1.0
+    if name == "landmarker":
+        assert got["test/landmark_err"] == pytest.approx(0.0, abs=1e-3)
+    # a real forward pass and loss, finite, with a gradient
+    loss, out, tgt = task.shared_step((images, targets), "train")
+    loss.backward()
+    assert torch.isfinite(loss) and out.shape == tgt.shape
+
+
+def test_a_box_shifted_by_half_its_width_scores_iou_one_third():
+    """A 30x38 box against the same box moved 15 px right: overlap 15x38, union 45x38 -> 1/3."""
+    from zoo.tasks import LocalizationTask
+
+    task = LocalizationTask(zoo.create_model("localizer"), num_classes=10, image_size=96)
+    _, targets = _batch(2)
+    target = task.encode(targets[1:], "cpu")
+    moved = task.encode([{"boxes": targets[1]["boxes"] + torch.tensor([15.0, 0, 15.0, 0]),
+                          "labels": targets[1]["labels"]}], "cpu")
+    metrics = task.build_metrics("val/")
+    metrics.update(_perfect_outputs(task, moved), target)
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    assert got["val/iou"] == pytest.approx(1 / 3, abs=1e-4)
+    assert got["val/hit"] == 0.0 and got["val/acc"] == 1.0
+
+
+def test_a_prediction_is_described_in_pixels_and_class_names():
+    from zoo.tasks import LocalizationTask
+
+    task = LocalizationTask(zoo.create_model("localizer"), num_classes=10, image_size=96,
+                            class_names=[f"digit {i}" for i in range(10)])
+    _, targets = _batch(2)
+    out = _perfect_outputs(task, task.encode(targets[1:], "cpu"))[0]
+    d = task.describe_prediction(out)
+    assert d["class"] == "digit 1" and d["object_probability"] > 0.99
+    assert d["box_xyxy"] == pytest.approx([10.0, 12.0, 40.0, 50.0], abs=0.1)
+
+
+@pytest.mark.bad_input
+def test_a_landmark_net_without_landmarks_in_the_data_is_told_where_to_get_them():
+    from zoo.tasks import LocalizationTask
+
+    task = LocalizationTask(zoo.create_model("landmarker"), num_classes=10, image_size=96)
+    _, targets = _batch(2)
+    with pytest.raises(ValueError, match="target 1 has no 'landmarks'.*data=digit_canvas_single"):
+        task.encode(targets, "cpu")

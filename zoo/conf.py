@@ -3,6 +3,7 @@
 Resolvers:
 
 * ``${zoo.mul:a,b,...}``: the product of integers (e.g. a flattened input size C*H*W).
+* ``${zoo.add:a,b,...}``: the sum of integers (e.g. the object classes plus background).
 * ``${data_fact:name}``: a fact the datamodule learns from its data (``num_classes``,
   ``class_names``, ``in_chans``, ``vocab_size``, ``pad_idx`` ...: ``ZooDataModule.data_facts``).
   It resolves only inside :func:`data_facts_from`, which sets the datamodule up the first time a
@@ -78,6 +79,8 @@ def data_facts_from(datamodule) -> Iterator[None]:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("zoo.mul"):
         OmegaConf.register_new_resolver("zoo.mul", lambda *xs: math.prod(int(x) for x in xs))
+    if not OmegaConf.has_resolver("zoo.add"):
+        OmegaConf.register_new_resolver("zoo.add", lambda *xs: sum(int(x) for x in xs))
     if not OmegaConf.has_resolver("data_fact"):
         OmegaConf.register_new_resolver("data_fact", _data_fact)
 

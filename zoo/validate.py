@@ -211,13 +211,33 @@ def _check_agreement(cfg: DictConfig, key: str, what: str) -> None:
     model_value = _get(cfg, f"model.{key}")
     if not _is_int(model_value):
         return
+    extra = _extra_classes(cfg) if key == "num_classes" else 0
     for other in ("data", "task"):
         value = _get(cfg, f"{other}.{key}")
+        if other == "data" and _is_int(value):
+            value += extra
         if _is_int(value) and value != model_value:
+            plus = f" + {extra}" if other == "data" and extra else ""
             raise ConfigError(
-                f"model.{key}={model_value} disagrees with {other}.{key}={value}: the net must have as many "
-                f"{what} as the {'data has' if other == 'data' else 'task scores'}; set model.{key}={value} "
-                f"or {other}.{key}={model_value} (by default model.{key} follows data.{key})")
+                f"model.{key}={model_value} disagrees with {other}.{key}={value - (extra if plus else 0)}{plus}: "
+                f"the net must have as many {what} as the {'data has' if other == 'data' else 'task scores'}"
+                f"{' (and the task adds ' + str(extra) + ', e.g. background)' if plus else ''}; set "
+                f"model.{key}={value} or {other}.{key}={model_value - (extra if plus else 0)} "
+                f"(by default model.{key} follows data.{key})")
+
+
+def _extra_classes(cfg: DictConfig) -> int:
+    """Classes the task's net scores beyond the data's (``ZooTask.extra_classes``: a
+    segmentation map's background)."""
+    target = _get(cfg, "task._target_")
+    if not isinstance(target, str):
+        return 0
+    try:
+        from hydra.utils import get_class
+
+        return int(getattr(get_class(target), "extra_classes", 0))
+    except Exception:  # an unknown task is its own error, when it is built
+        return 0
 
 
 def _check_pretrained(cfg: DictConfig) -> None:

@@ -73,8 +73,9 @@ def reproduce_command(cfg: DictConfig) -> str:
 
 def _drop_foreign_keys(node: DictConfig) -> DictConfig:
     """Drop parameters the target does not accept, with a warning. They come from an experiment
-    that tunes one scheduler (``step_size`` of step decay) when the user picks another one
-    (``scheduler=cosine``): Hydra merges the experiment's values into the new choice."""
+    that tunes one scheduler (``step_size`` of step decay) or task (``label_smoothing``) when the
+    user picks another one (``scheduler=cosine``, ``task=localization``): Hydra merges the
+    experiment's values into the new choice."""
     target = hydra.utils.get_method(node._target_)
     try:
         params = inspect.signature(target).parameters
@@ -131,7 +132,9 @@ def _build(cfg: DictConfig):
     if cfg.trainer.get("gradient_clip_val") is not None:
         task_kwargs["gradient_clip_val"] = cfg.trainer.gradient_clip_val
         task_kwargs["gradient_clip_algorithm"] = cfg.trainer.get("gradient_clip_algorithm") or "norm"
-    task = instantiate(cfg.task, _convert_="all", net=net, optimizer=optimizer, scheduler=scheduler, **task_kwargs)
+    # an experiment's options for its own task (label_smoothing ...) when the user picks another task
+    task_cfg = _drop_foreign_keys(cfg.task)
+    task = instantiate(task_cfg, _convert_="all", net=net, optimizer=optimizer, scheduler=scheduler, **task_kwargs)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
     task.stop_on_nonfinite = bool(cfg.get("stop_on_nonfinite", True))
     loggers = instantiate_dict(cfg.get("logger"))

@@ -119,3 +119,54 @@ def histogram(values: Sequence[float], path: str | Path, title: str = "", bins: 
     if title:
         ax.set_title(title)
     return save(fig, path)
+
+
+def boxes_on_images(images, pred_boxes: Sequence, pred_names: Sequence[str], true_boxes: Sequence,
+                    path: str | Path, title: str = "", columns: int = 4) -> Path:
+    """Images (N, C, H, W) in a grid, each with its predicted boxes (red, named) and its true
+    boxes (green); boxes are (k, 4) xyxy pixels per image. Pixel values are shown min-max scaled."""
+    from matplotlib.patches import Rectangle
+
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        img = images[i].float()
+        img = (img - img.min()) / (img.max() - img.min()).clamp(min=1e-8)
+        ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
+        for boxes, colour in ((true_boxes[i], "lime"), (pred_boxes[i], "red")):
+            for x1, y1, x2, y2 in boxes.tolist():
+                ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.5))
+        if i < len(pred_names):
+            ax.set_title(str(pred_names[i]), color="red", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def segmentation_overlays(images, true_maps, pred_maps, num_classes: int, path: str | Path, title: str = "") -> Path:
+    """One row per image: the image, its true class map and the predicted one (class 0, the
+    background, black; each other class its own colour)."""
+    from matplotlib.colors import ListedColormap
+
+    colours = ["black"] + [plt.get_cmap("tab10" if num_classes <= 11 else "tab20")(i % 20)
+                           for i in range(num_classes - 1)]
+    cmap = ListedColormap(colours)
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.3 * n), squeeze=False)
+    for i in range(n):
+        img = images[i].float()
+        img = (img - img.min()) / (img.max() - img.min()).clamp(min=1e-8)
+        axes[i, 0].imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
+        for ax, m in ((axes[i, 1], true_maps[i]), (axes[i, 2], pred_maps[i])):
+            ax.imshow(m.numpy(), cmap=cmap, vmin=0, vmax=num_classes - 1, interpolation="nearest")
+        for ax in axes[i]:
+            ax.axis("off")
+    for ax, name in zip(axes[0], ("image", "true", "predicted")):
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path)

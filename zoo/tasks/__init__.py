@@ -1,5 +1,9 @@
 """One LightningModule per training objective; the net is injected."""
 from zoo.tasks.base import ZooTask, load_task
 from zoo.tasks.classification import ClassificationTask
+from zoo.tasks.localization import LocalizationTask
+from zoo.tasks.multilabel import MultiLabelTask
+from zoo.tasks.segmentation import SegmentationTask
 
-__all__ = ["ZooTask", "ClassificationTask", "load_task"]
+__all__ = ["ZooTask", "ClassificationTask", "LocalizationTask", "MultiLabelTask", "SegmentationTask",
+           "load_task"]

@@ -21,7 +21,7 @@ import importlib
 import inspect
 import math
 import random
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -96,6 +96,8 @@ class ZooTask(L.LightningModule):
     # metrics that are ratios of integer counts, hence identical on any machine that makes the
     # same predictions (zoo.reproducibility); every other metric is compared within a tolerance
     exact_metrics: tuple[str, ...] = ()
+    # classes the net scores beyond the data's classes (a segmentation map's background: 1)
+    extra_classes: int = 0
     # a NaN or infinite training loss stops the run, naming the step (zoo.errors.NonFiniteLossError)
     stop_on_nonfinite: bool = True
 
@@ -700,3 +702,21 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Zoo
     task.load_state_dict(ckpt["state_dict"])
     task.run_config = meta.get("config")
     return task.to(map_location)
+
+
+@contextmanager
+def exact_counting():
+    """Let torchmetrics count classes with ``torch.bincount``. Under deterministic mode it falls
+    back to comparing every prediction with every class pair (a ``(N, C*C)`` tensor), because
+    CUDA's bincount adds atomically, in no fixed order. Counting integers is exact in any order,
+    so the result is the same either way; only the deterministic flag is lifted, for the update."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    if not enabled:
+        yield
+        return
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)

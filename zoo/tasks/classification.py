@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +18,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask
+from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask, exact_counting
 from zoo.tasks.finetune import CutNet, FinetuneSpec, apply_freezing, num_outputs, param_groups, reset_head
 
 
@@ -166,7 +165,7 @@ class ClassificationTask(ZooTask):
         return preds, target
 
     def metric_update_context(self):
-        return _exact_counting()
+        return exact_counting()
 
     def on_metrics_flushed(self, stage: str, preds, target) -> None:
         if stage == "test":
@@ -237,24 +236,6 @@ class ClassificationTask(ZooTask):
                 n = sum(1 for _ in self.net.parameters())
                 self.print(f"[finetune {self.finetune.mode}] epoch {self.current_epoch}: "
                            f"{n - len(frozen)}/{n} parameter tensors train")
-
-
-@contextmanager
-def _exact_counting():
-    """Let torchmetrics count classes with ``torch.bincount``. Under deterministic mode it falls
-    back to comparing every prediction with every class pair (a ``(N, C*C)`` tensor), because
-    CUDA's bincount adds atomically, in no fixed order. Counting integers is exact in any order,
-    so the result is the same either way; only the deterministic flag is lifted, for the update."""
-    enabled = torch.are_deterministic_algorithms_enabled()
-    if not enabled:
-        yield
-        return
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(False)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(True, warn_only=warn_only)
 
 
 def _output_width(net: nn.Module) -> int | None:

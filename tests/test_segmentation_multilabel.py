@@ -1,0 +1,82 @@
+"""The segmentation and multi-label tasks: their figures on hand-built maps and label sets, and
+one real step through each net."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from zoo.tasks import MultiLabelTask, SegmentationTask
+
+
+def _seg_task(k: int = 3) -> SegmentationTask:
+    return SegmentationTask(zoo.create_model("unet", num_classes=k, image_size=16, base_width=4, depth=2),
+                            num_classes=k, class_names=["a", "b"][: k - 1])
+
+
+def test_mean_iou_and_dice_over_object_classes_on_a_hand_built_map():
+    """A 4x4 map, classes 0 (background), 1, 2. Class 1: true 4 pixels, predicted 6, overlap 4 ->
+    IoU 4/6, Dice 8/10. Class 2: true 4, predicted 2, overlap 2 -> IoU 2/4, Dice 4/6.
+    Mean IoU (1 and 2) = (2/3 + 1/2) / 2 = 7/12; mean Dice = (0.8 + 2/3) / 2 = 11/15."""
+    truth = torch.tensor([[1, 1, 0, 0],
+                          [1, 1, 0, 0],
+                          [0, 0, 2, 2],
+                          [0, 0, 2, 2]])
+    pred = torch.tensor([[1, 1, 1, 0],
+                         [1, 1, 1, 0],
+                         [0, 0, 2, 2],
+                         [0, 0, 0, 0]])
+    metrics = _seg_task().build_metrics("test/")
+    metrics.update(pred[None], truth[None])
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    assert got["test/miou"] == pytest.approx(7 / 12, abs=1e-6)
+    assert got["test/dice"] == pytest.approx(11 / 15, abs=1e-6)
+    assert got["test/pixel_acc"] == pytest.approx(12 / 16)
+
+
+def test_a_segmentation_step_keeps_the_class_map_not_the_logits():
+    task = _seg_task()
+    images = torch.randn(2, 1, 16, 16)
+    masks = torch.randint(0, 3, (2, 16, 16))
+    loss, preds, target = task.shared_step((images, [{"masks": m} for m in masks]), "train")
+    loss.backward()
+    assert preds.shape == (2, 16, 16) and preds.dtype == torch.long and torch.equal(target, masks)
+    d = task.describe_prediction(task.predict_step(images)[0])
+    assert d["map_size"] == [16, 16] and all(c["class"] in ("a", "b") for c in d["classes"])
+
+
+@pytest.mark.bad_input
+def test_segmentation_refuses_a_net_that_changes_the_size():
+    class Shrinks(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 3, 8, 8, requires_grad=True)
+
+    task = SegmentationTask(Shrinks(), num_classes=3)
+    with pytest.raises(ValueError, match=r"the net's map is \(8, 8\) but the masks are \(16, 16\)"):
+        task.shared_step((torch.zeros(1, 1, 16, 16), torch.zeros(1, 16, 16, dtype=torch.long)), "train")
+
+
+def test_multilabel_f1_and_exact_match_on_hand_built_sets():
+    """Three images, three classes. Truth {0,1}, {2}, {}; predicted {0}, {2}, {1}.
+    Decisions: TP 2 (0 on image 1, 2 on image 2), FP 1 (1 on image 3), FN 1 (1 on image 1) ->
+    micro F1 = 2*2 / (2*2 + 1 + 1) = 2/3; exact match 1/3 (image 2)."""
+    task = MultiLabelTask(zoo.create_model("multilabel_cnn", num_classes=3, image_size=32), num_classes=3)
+    truth = torch.tensor([[1, 1, 0], [0, 0, 1], [0, 0, 0]])
+    probs = torch.tensor([[0.9, 0.2, 0.1], [0.1, 0.3, 0.8], [0.2, 0.7, 0.4]])
+    metrics = task.build_metrics("test/")
+    metrics.update(probs, truth)
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    assert got["test/f1"] == pytest.approx(2 / 3, abs=1e-6)
+    assert got["test/exact_match"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_a_multilabel_step_and_its_description():
+    task = MultiLabelTask(zoo.create_model("multilabel_cnn", num_classes=3, image_size=32), num_classes=3,
+                          class_names=["x", "y", "z"])
+    images = torch.randn(2, 1, 32, 32)
+    targets = [{"presence": torch.tensor([1.0, 0, 1])}, {"presence": torch.tensor([0.0, 1, 0])}]
+    loss, probs, y = task.shared_step((images, targets), "train")
+    loss.backward()
+    assert probs.shape == (2, 3) and y.dtype == torch.long
+    d = task.describe_prediction(torch.tensor([0.9, 0.1, 0.6]))
+    assert [c["class"] for c in d["present"]] == ["x", "z"]
