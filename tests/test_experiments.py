@@ -102,7 +102,8 @@ def test_every_group_option_composes_and_instantiates(tmp_path, group):
             built += _instantiate_targets(cfg.data.get("augment"), group)
             continue
         if group == "task" or group == "finetune":  # a task takes its net (and the finetune preset)
-            net = zoo.create_model("lenet5")
+            # each task with a net of its kind (detection needs a grid net)
+            net = zoo.create_model({"detection": "yolo_tiny"}.get(option, "lenet5"))
             task = hydra.utils.instantiate(cfg.task, _convert_="all", net=net)
             assert isinstance(task, ZooTask)
             built += 1

@@ -478,6 +478,14 @@ class DigitCanvasDataModule(ZooDataModule):
             sets[split] = CanvasDataset(canvases, idx[canvases.sources], self.mean[0], self.std[0])
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
 
+    def train_box_sizes(self) -> torch.Tensor:
+        """(N, 2) widths and heights, in pixels, of every training box (what a detector's anchors
+        are chosen from: k-means on these, ``zoo.ops.kmeans_anchors``)."""
+        if self.train_set is None:
+            self.setup("fit")
+        boxes = self.train_set.canvases.boxes
+        return torch.stack((boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), dim=1)
+
     def data_facts(self) -> dict[str, Any]:
         """Classes, input layout and the most digits a canvas holds."""
         s = self.image_size
