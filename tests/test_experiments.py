@@ -92,7 +92,7 @@ def test_every_group_option_composes_and_instantiates(tmp_path, group):
         if group == "data" and option == "image_folder":  # it has no default place: a tiny folder
             write_split(tmp_path / "images", "train", 3)
             overrides += [f"data.root={tmp_path / 'images'}"]
-        if group == "data" and option.startswith("digit_canvas"):  # detection data: not under the
+        if group == "data" and option.startswith(("digit_canvas", "voc_", "coco_")):  # detection data: not under the
             overrides += ["~experiment"]  # default experiment's 32x32 digits and image augmentation
         if group == "task" and option != "classification":  # the default experiment tunes the
             overrides += ["~experiment"]  # classification task (label smoothing)
@@ -103,7 +103,7 @@ def test_every_group_option_composes_and_instantiates(tmp_path, group):
             continue
         if group == "task" or group == "finetune":  # a task takes its net (and the finetune preset)
             # each task with a net of its kind (detection needs a grid net)
-            net = zoo.create_model({"detection": "yolo_tiny"}.get(option, "lenet5"))
+            net = zoo.create_model({"detection": "yolo_tiny", "rcnn": "faster_rcnn_mobilenet"}.get(option, "lenet5"))
             task = hydra.utils.instantiate(cfg.task, _convert_="all", net=net)
             assert isinstance(task, ZooTask)
             built += 1

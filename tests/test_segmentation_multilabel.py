@@ -80,3 +80,26 @@ def test_a_multilabel_step_and_its_description():
     assert probs.shape == (2, 3) and y.dtype == torch.long
     d = task.describe_prediction(torch.tensor([0.9, 0.1, 0.6]))
     assert [c["class"] for c in d["present"]] == ["x", "z"]
+
+
+def test_ignored_pixels_count_in_neither_the_loss_nor_the_metrics():
+    """The hand-built map of the first test with its class-2 pixels marked 255 (ignored) in the
+    truth: class 2's predictions there no longer count, class 1's IoU stays 4/6."""
+    task = SegmentationTask(zoo.create_model("unet", num_classes=3, image_size=16, base_width=4, depth=2),
+                            num_classes=3, ignore_index=255)
+    truth = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 255, 255], [0, 0, 255, 255]])
+    pred = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 2, 2], [0, 0, 0, 0]])
+    iou = task.build_metrics("t/")["miou"]
+    iou.update(pred[None], truth[None])
+    per_class = super(type(iou), iou).compute()
+    assert per_class[1] == pytest.approx(4 / 6, abs=1e-6)
+
+    class Even(torch.nn.Module):  # equal logits for the 3 classes everywhere
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 3, *x.shape[-2:], requires_grad=True)
+
+    task = SegmentationTask(Even(), num_classes=3, ignore_index=255)
+    masks = torch.full((1, 16, 16), 255)
+    masks[0, 0, 0] = 1
+    loss, _, _ = task.shared_step((torch.zeros(1, 1, 16, 16), masks), "train")
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(3.0)).item())  # one pixel counted, not 256

@@ -29,10 +29,11 @@ __all__ = ["SegmentationTask", "ObjectClassIoU", "ObjectClassDice"]
 
 
 class ObjectClassIoU(MulticlassJaccardIndex):
-    """Per-class IoU from pixel counts, averaged over the classes after ``background`` (0)."""
+    """Per-class IoU from pixel counts, averaged over the classes after ``background`` (0);
+    pixels labelled ``ignore_index`` (VOC's object borders, 255) are not counted."""
 
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, average="none", validate_args=False, **kwargs)
+    def __init__(self, num_classes: int, ignore_index: int | None = None, **kwargs):
+        super().__init__(num_classes, average="none", ignore_index=ignore_index, validate_args=False, **kwargs)
 
     def compute(self) -> torch.Tensor:
         return super().compute()[1:].mean()
@@ -41,8 +42,9 @@ class ObjectClassIoU(MulticlassJaccardIndex):
 class ObjectClassDice(MulticlassF1Score):
     """Per-class Dice (the F1 of pixels), averaged over the classes after ``background`` (0)."""
 
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, average="none", multidim_average="global", validate_args=False, **kwargs)
+    def __init__(self, num_classes: int, ignore_index: int | None = None, **kwargs):
+        super().__init__(num_classes, average="none", multidim_average="global", ignore_index=ignore_index,
+                         validate_args=False, **kwargs)
 
     def compute(self) -> torch.Tensor:
         return super().compute()[1:].mean()
@@ -65,6 +67,8 @@ class SegmentationTask(ZooTask):
             of the pixels of a canvas).
         class_names: names of the object classes (a data fact); the map's class ``k`` is object
             class ``k - 1``.
+        ignore_index: a mask value that marks pixels to leave out of the loss and the metrics
+            (a data fact: VOC's object borders, 255), or None.
         optimizer, scheduler, scheduler_interval, gradient_clip_val, gradient_clip_algorithm,
         accumulate_grad_batches: as in every task (``zoo.tasks.base``).
     """
@@ -72,7 +76,7 @@ class SegmentationTask(ZooTask):
     family = "Segmentation"
     batch_contract = ("(images, targets): images float32 (B, C, H, W); targets int64 (B, H, W) class maps "
                       "(0 background, k the k-th object class), or a list of B dicts with such a 'masks' map")
-    data_facts_used = ("class_names",)
+    data_facts_used = ("class_names", "ignore_index")
     primary_metric = "miou"
     extra_classes = 1  # the background
     higher_is_better = True
@@ -81,13 +85,14 @@ class SegmentationTask(ZooTask):
     def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory | None = None,
                  scheduler: SchedulerFactory | None = None, scheduler_interval: str = "epoch",
                  class_weights: Sequence[float] | None = None, class_names: Sequence[str] | None = None,
-                 gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
+                 ignore_index: int | None = None, gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
                  accumulate_grad_batches: int = 1):
         super().__init__(net, optimizer, scheduler, scheduler_interval, gradient_clip_val,
                          gradient_clip_algorithm, accumulate_grad_batches)
         if int(num_classes) < 2:
             raise ValueError(f"num_classes counts background and the object classes: at least 2, got {num_classes}")
         self.num_classes = int(num_classes)
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
         if class_weights is not None and len(class_weights) != self.num_classes:
             raise ValueError(f"class_weights has {len(class_weights)} values, one per class of the map "
                              f"({self.num_classes}, background included) is needed")
@@ -101,8 +106,10 @@ class SegmentationTask(ZooTask):
 
     def build_metrics(self, prefix: str) -> MetricCollection:
         k = self.num_classes
-        return MetricCollection({"miou": ObjectClassIoU(k), "dice": ObjectClassDice(k),
-                                 "pixel_acc": MulticlassAccuracy(k, average="micro", validate_args=False)},
+        ig = self.ignore_index
+        return MetricCollection({"miou": ObjectClassIoU(k, ig), "dice": ObjectClassDice(k, ig),
+                                 "pixel_acc": MulticlassAccuracy(k, average="micro", ignore_index=ig,
+                                                                 validate_args=False)},
                                 prefix=prefix)
 
     def metric_update_context(self):
@@ -120,7 +127,8 @@ class SegmentationTask(ZooTask):
         if logits.shape[-2:] != masks.shape[-2:]:
             raise ValueError(f"the net's map is {tuple(logits.shape[-2:])} but the masks are "
                              f"{tuple(masks.shape[-2:])}: a segmentation net must keep the image size")
-        loss = F.cross_entropy(logits, masks, weight=self.class_weights)
+        loss = F.cross_entropy(logits, masks, weight=self.class_weights,
+                               ignore_index=-100 if self.ignore_index is None else self.ignore_index)
         preds = logits.argmax(dim=1)
         if stage == "test" and self._examples is None:
             self._examples = {"images": images[:4].detach().cpu(), "preds": preds[:4].cpu(), "masks": masks[:4].cpu()}
