@@ -4,7 +4,8 @@ from zoo.tasks.classification import ClassificationTask
 from zoo.tasks.detection import DetectionTask
 from zoo.tasks.localization import LocalizationTask
 from zoo.tasks.multilabel import MultiLabelTask
+from zoo.tasks.rcnn import RCNNTask
 from zoo.tasks.segmentation import SegmentationTask
 
-__all__ = ["ZooTask", "ClassificationTask", "DetectionTask", "LocalizationTask", "MultiLabelTask", "SegmentationTask",
-           "load_task"]
+__all__ = ["ZooTask", "ClassificationTask", "DetectionTask", "LocalizationTask", "MultiLabelTask", "RCNNTask",
+           "SegmentationTask", "load_task"]
