@@ -98,3 +98,20 @@ def test_yolo_trains_evaluates_and_keeps_its_anchors(tmp_path):
     assert "test_detections.png" in record["plots"]
     task = load_task(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert torch.allclose(task.anchors, anchors, atol=0.01)  # the checkpoint carries them
+
+
+@pytest.mark.parametrize("experiment,size", [("yolo_canvas", 96), ("faster_rcnn_canvas", 96), ("unet_canvas", 96)])
+def test_the_canvas_recipes_run_on_real_format_voc(tmp_path, experiment, size):
+    """The README's real-data recipe: a canvas experiment with data=voc_detection (or
+    voc_segmentation for U-Net) reads a tiny VOC copy and trains a step; class count and
+    channels come from the data."""
+    from conftest import compose_train
+    from test_detection_data import write_voc
+    from zoo.cli.train import train
+
+    write_voc(tmp_path / "data")
+    data = "voc_segmentation" if experiment == "unet_canvas" else "voc_detection"
+    cfg = compose_train([f"experiment={experiment}", f"data={data}", f"data.image_size={size}",
+                         "data.num_workers=0", "trainer=cpu", "trainer.fast_dev_run=true"], tmp_path)
+    record = train(cfg)
+    assert record["data_facts"]["num_classes"] == 20 and record["data_facts"]["in_chans"] == 3
