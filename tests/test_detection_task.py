@@ -98,6 +98,14 @@ def test_yolo_trains_evaluates_and_keeps_its_anchors(tmp_path):
     assert "test_detections.png" in record["plots"]
     task = load_task(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert torch.allclose(task.anchors, anchors, atol=0.01)  # the checkpoint carries them
+    # zoo-predict on a user's image file: a list of objects with class, score and box
+    from PIL import Image
+
+    from zoo.cli.predict import predict
+
+    Image.new("L", (120, 100)).save(tmp_path / "mine.png")
+    (result,) = predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), [tmp_path / "mine.png"])
+    assert result["file"].endswith("mine.png") and isinstance(result["objects"], list)
 
 
 @pytest.mark.parametrize("experiment,size", [("yolo_canvas", 96), ("faster_rcnn_canvas", 96), ("unet_canvas", 96)])
