@@ -182,8 +182,28 @@ class ZooTask(L.LightningModule):
 
     @classmethod
     def draw_outputs(cls, record: dict, folder: Path, data_facts: dict) -> list[str]:
-        """Draw the family's plots of a finished run into ``folder``; return the file names."""
-        return []
+        """Draw the family's plots of a finished run into ``folder``; return the file names
+        (by default: the ``test_pictures`` the test run drew there)."""
+        return [name for name in cls.test_pictures if (folder / name).is_file()]
+
+    # -- pictures of held-out predictions --------------------------------------------------------
+    # A task that shows its predictions keeps a few test examples (``keep_test_examples`` in its
+    # step) and draws them at the end of the test epoch (``draw_test_examples``) into the run
+    # folder, under the names it lists here; the run records them as plots.
+    test_pictures: tuple[str, ...] = ()
+    _test_examples: dict | None = None
+
+    def keep_test_examples(self, stage: str, **examples) -> None:
+        """Keep the first test batch's examples (tensors, or lists of per-image items), on the CPU."""
+        if stage != "test" or self._test_examples is not None:
+            return
+        self._test_examples = {k: _to_cpu(v) for k, v in examples.items()}
+
+    def draw_test_examples(self, examples: dict, folder: Path) -> None:
+        """Draw the kept examples into ``folder`` (the run folder); rank 0 only."""
+
+    def on_test_epoch_start(self) -> None:
+        self._test_examples = None
 
     def describe_prediction(self, output, top: int = 5) -> dict:
         """One JSON-able record of ``predict_step``'s output for one input."""
@@ -298,6 +318,9 @@ class ZooTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._flush("test", end_of_epoch=True)
+        trainer = self._trainer
+        if self._test_examples is not None and trainer is not None and trainer.is_global_zero:
+            self.draw_test_examples(self._test_examples, Path(trainer.default_root_dir))
 
     # -- optimisation ---------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
@@ -512,6 +535,16 @@ def _detached(outputs):
     if isinstance(outputs, dict):
         return {k: _detached(v) for k, v in outputs.items()}
     return outputs
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (list, tuple)):
+        return [_to_cpu(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
 
 
 def _join(parts: list):

@@ -184,6 +184,7 @@ class ClassificationTask(ZooTask):
                              "task.num_classes) to the number of classes in the data")
 
     def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
         self.test_confusion.reset()
 
     def on_test_epoch_end(self) -> None:

@@ -27,7 +27,7 @@ from zoo.losses.yolo import build_yolo_targets, decode_yolo, yolo_loss
 from zoo.ops import kmeans_anchors, mean_best_iou
 from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask
 
-__all__ = ["DetectionTask", "MAP"]
+__all__ = ["DetectionTask", "MAP", "draw_detections", "describe_detections"]
 
 log = logging.getLogger(__name__)
 # the COCO evaluator prints its whole summary table at every evaluation; the figures are logged
@@ -99,7 +99,6 @@ class DetectionTask(ZooTask):
         self.anchor_iou: float | None = None
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.init_metrics()
-        self._examples: dict | None = None
 
     def build_metrics(self, prefix: str) -> MetricCollection:
         if prefix == "train/":
@@ -142,42 +141,22 @@ class DetectionTask(ZooTask):
                                  self.max_detections, num_classes=self.num_classes,
                                  image_size=tuple(images.shape[-2:]))
         truth = [{"boxes": t["boxes"].to(pred.device), "labels": t["labels"].to(pred.device)} for t in targets]
-        if stage == "test" and self._examples is None:
-            self._examples = {"images": images[:8].detach().cpu(),
-                              "detections": [{k: v.cpu() for k, v in d.items()} for d in detections[:8]],
-                              "truth": [{k: v.cpu() for k, v in t.items()} for t in truth[:8]]}
+        self.keep_test_examples(stage, images=images[:8], detections=detections[:8], truth=truth[:8])
         return loss, detections, truth
 
     def metric_inputs(self, outputs, target, stage: str):
         return outputs, target
 
-    def on_test_epoch_start(self) -> None:
-        self._examples = None
+    test_pictures = ("test_detections.png",)
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        trainer = self._trainer
-        if self._examples is None or trainer is None or not trainer.is_global_zero:
-            return
-        from zoo.reporting import plots
-
-        ex = self._examples
-        shown = [d["scores"] >= 0.5 for d in ex["detections"]]
-        plots.boxes_on_images(
-            ex["images"], [d["boxes"][keep] for d, keep in zip(ex["detections"], shown)],
-            [" ".join(self.class_names[int(c)] for c in d["labels"][keep]) for d, keep in zip(ex["detections"], shown)],
-            [t["boxes"] for t in ex["truth"]], Path(trainer.default_root_dir) / "test_detections.png",
-            title="detections with score >= 0.5 (red) and true boxes (green) on held-out images")
+    def draw_test_examples(self, ex: dict, folder: Path) -> None:
+        draw_detections(ex, self.class_names, folder / "test_detections.png", "YOLO")
 
     def test_outputs(self) -> dict:
         out = {"anchors": [[round(float(v), 2) for v in a] for a in self.anchors]}
         if self.anchor_iou is not None:
             out["anchor_mean_iou"] = round(self.anchor_iou, 4)
         return out
-
-    @classmethod
-    def draw_outputs(cls, record: dict, folder: Path, data_facts: dict) -> list[str]:
-        return ["test_detections.png"] if (folder / "test_detections.png").is_file() else []
 
     # -- predictions --------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int = 0):
@@ -186,7 +165,25 @@ class DetectionTask(ZooTask):
                            self.max_detections, num_classes=self.num_classes, image_size=tuple(x.shape[-2:]))
 
     def describe_prediction(self, output: dict, top: int = 5) -> dict:
-        keep = output["scores"] >= 0.5
-        return {"objects": [{"class": self.class_names[int(c)], "score": round(float(s), 4),
-                             "box_xyxy": [round(float(v), 1) for v in b]}
-                            for b, s, c in zip(output["boxes"][keep], output["scores"][keep], output["labels"][keep])]}
+        return describe_detections(output, self.class_names)
+
+
+def draw_detections(ex: dict, class_names: Sequence[str], path: Path, name: str) -> None:
+    """Kept test examples (``images``, ``detections``, ``truth``) drawn: the detections scoring at
+    least 0.5 in red with their classes, the true boxes in green."""
+    from zoo.reporting import plots
+
+    shown = [d["scores"] >= 0.5 for d in ex["detections"]]
+    plots.boxes_on_images(
+        ex["images"], [d["boxes"][keep] for d, keep in zip(ex["detections"], shown)],
+        [" ".join(class_names[int(c)] for c in d["labels"][keep]) for d, keep in zip(ex["detections"], shown)],
+        [t["boxes"] for t in ex["truth"]], path,
+        title=f"{name}: detections with score >= 0.5 (red) and true boxes (green) on held-out images")
+
+
+def describe_detections(output: dict, class_names: Sequence[str], threshold: float = 0.5) -> dict:
+    """One image's detections scoring at least ``threshold``: class, score and box in pixels."""
+    keep = output["scores"] >= threshold
+    return {"objects": [{"class": class_names[int(c)], "score": round(float(s), 4),
+                         "box_xyxy": [round(float(v), 1) for v in b]}
+                        for b, s, c in zip(output["boxes"][keep], output["scores"][keep], output["labels"][keep])]}

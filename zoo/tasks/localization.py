@@ -204,7 +204,6 @@ class LocalizationTask(ZooTask):
         self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.init_metrics()
-        self._examples: dict | None = None
 
     def build_metrics(self, prefix: str) -> MetricCollection:
         n, s = self.num_classes, self.image_size
@@ -249,23 +248,15 @@ class LocalizationTask(ZooTask):
         target = self.encode(targets, out.device)
         loss, _ = localization_loss(out, target, self.num_classes, self.loss_form, self.box_weight,
                                     self.landmark_weight)
-        if stage == "test" and self._examples is None:  # the first test images, for the picture
-            self._examples = {"images": images[:8].detach().cpu(), "outputs": out[:8].detach().cpu(),
-                              "targets": target[:8].cpu()}
+        self.keep_test_examples(stage, images=images[:8], outputs=out[:8], targets=target[:8])
         return loss, out, target
 
     # -- test outputs: predicted boxes drawn on held-out images ------------------------------------
-    def on_test_epoch_start(self) -> None:
-        self._examples = None
+    test_pictures = ("test_predictions.png",)
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        trainer = self._trainer
-        if self._examples is None or trainer is None or not trainer.is_global_zero:
-            return
+    def draw_test_examples(self, ex: dict, folder: Path) -> None:
         from zoo.reporting import plots
 
-        ex = self._examples
         pred = decode_outputs(ex["outputs"], self.num_classes, self.image_size)
         truth = decode_outputs(_logit_form(ex["targets"], self.num_classes), self.num_classes, self.image_size)
         present = ex["targets"][:, 0] > 0.5
@@ -273,12 +264,7 @@ class LocalizationTask(ZooTask):
             ex["images"], [pred["boxes"][i:i + 1] for i in range(len(present))],
             [self.class_names[int(c)] for c in pred["classes"]],
             [truth["boxes"][i:i + 1] if present[i] else torch.zeros(0, 4) for i in range(len(present))],
-            Path(trainer.default_root_dir) / "test_predictions.png",
-            title="predicted (red) and true (green) boxes on held-out images")
-
-    @classmethod
-    def draw_outputs(cls, record: dict, folder: Path, data_facts: dict) -> list[str]:
-        return ["test_predictions.png"] if (folder / "test_predictions.png").is_file() else []
+            folder / "test_predictions.png", title="predicted (red) and true (green) boxes on held-out images")
 
     # -- predictions --------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int = 0):

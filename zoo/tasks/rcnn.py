@@ -39,7 +39,7 @@ import torch.nn as nn
 from torchmetrics import Metric, MetricCollection
 
 from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask
-from zoo.tasks.detection import MAP
+from zoo.tasks.detection import MAP, describe_detections, draw_detections
 
 __all__ = ["RCNNTask", "LossPart"]
 
@@ -106,7 +106,6 @@ class RCNNTask(ZooTask):
         self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.init_metrics()
-        self._examples: dict | None = None
 
     def build_metrics(self, prefix: str) -> MetricCollection:
         if prefix == "train/":  # no decoding while training: the loss's parts
@@ -143,37 +142,17 @@ class RCNNTask(ZooTask):
         loss = sum(losses[k] for k in LOSS_PARTS)
         detections = self.data_detections(detections)
         truth = [{"boxes": t["boxes"].to(images.device), "labels": t["labels"].to(images.device)} for t in targets]
-        if stage == "test" and self._examples is None:
-            self._examples = {"images": images[:8].detach().cpu(),
-                              "detections": [{k: v.cpu() for k, v in d.items()} for d in detections[:8]],
-                              "truth": [{k: v.cpu() for k, v in t.items()} for t in truth[:8]]}
+        self.keep_test_examples(stage, images=images[:8], detections=detections[:8], truth=truth[:8])
         return loss, detections, truth
 
-    def on_test_epoch_start(self) -> None:
-        self._examples = None
+    test_pictures = ("test_detections.png",)
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        trainer = self._trainer
-        if self._examples is None or trainer is None or not trainer.is_global_zero:
-            return
-        from zoo.reporting import plots
-
-        ex = self._examples
-        shown = [d["scores"] >= 0.5 for d in ex["detections"]]
-        plots.boxes_on_images(
-            ex["images"], [d["boxes"][keep] for d, keep in zip(ex["detections"], shown)],
-            [" ".join(self.class_names[int(c)] for c in d["labels"][keep]) for d, keep in zip(ex["detections"], shown)],
-            [t["boxes"] for t in ex["truth"]], Path(trainer.default_root_dir) / "test_detections.png",
-            title="Faster R-CNN: detections with score >= 0.5 (red) and true boxes (green) on held-out images")
+    def draw_test_examples(self, ex: dict, folder: Path) -> None:
+        draw_detections(ex, self.class_names, folder / "test_detections.png", "Faster R-CNN")
 
     def test_outputs(self) -> dict:
         return {"anchor_sizes": list(getattr(self.net, "anchor_sizes", ())),
                 "aspect_ratios": list(getattr(self.net, "aspect_ratios", ()))}
-
-    @classmethod
-    def draw_outputs(cls, record: dict, folder: Path, data_facts: dict) -> list[str]:
-        return ["test_detections.png"] if (folder / "test_detections.png").is_file() else []
 
     # -- predictions --------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int = 0):
@@ -188,7 +167,4 @@ class RCNNTask(ZooTask):
             self.net.train(was_training)
 
     def describe_prediction(self, output: dict, top: int = 5) -> dict:
-        keep = output["scores"] >= 0.5
-        return {"objects": [{"class": self.class_names[int(c)], "score": round(float(s), 4),
-                             "box_xyxy": [round(float(v), 1) for v in b]}
-                            for b, s, c in zip(output["boxes"][keep], output["scores"][keep], output["labels"][keep])]}
+        return describe_detections(output, self.class_names)

@@ -102,7 +102,6 @@ class SegmentationTask(ZooTask):
         self.class_names = ["background", *names]
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.init_metrics()
-        self._examples: dict | None = None
 
     def build_metrics(self, prefix: str) -> MetricCollection:
         k = self.num_classes
@@ -130,28 +129,17 @@ class SegmentationTask(ZooTask):
         loss = F.cross_entropy(logits, masks, weight=self.class_weights,
                                ignore_index=-100 if self.ignore_index is None else self.ignore_index)
         preds = logits.argmax(dim=1)
-        if stage == "test" and self._examples is None:
-            self._examples = {"images": images[:4].detach().cpu(), "preds": preds[:4].cpu(), "masks": masks[:4].cpu()}
+        self.keep_test_examples(stage, images=images[:4], preds=preds[:4], masks=masks[:4])
         return loss, preds, masks
 
-    def on_test_epoch_start(self) -> None:
-        self._examples = None
+    test_pictures = ("test_segmentation.png",)
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        trainer = self._trainer
-        if self._examples is None or trainer is None or not trainer.is_global_zero:
-            return
+    def draw_test_examples(self, ex: dict, folder: Path) -> None:
         from zoo.reporting import plots
 
-        ex = self._examples
         plots.segmentation_overlays(ex["images"], ex["masks"], ex["preds"], self.num_classes,
-                                    Path(trainer.default_root_dir) / "test_segmentation.png",
+                                    folder / "test_segmentation.png",
                                     title="held-out images: true map (middle), predicted map (right)")
-
-    @classmethod
-    def draw_outputs(cls, record: dict, folder: Path, data_facts: dict) -> list[str]:
-        return ["test_segmentation.png"] if (folder / "test_segmentation.png").is_file() else []
 
     def predict_step(self, batch, batch_idx: int = 0):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
