@@ -74,24 +74,28 @@ def _logit_form(target: torch.Tensor, num_classes: int) -> torch.Tensor:
     return t
 
 
-class BoxIoU(_LocalizationMetric):
-    """Mean IoU of predicted and true boxes over the images that hold an object."""
-
-    higher_is_better = True
+class _MeanOverObjects(_LocalizationMetric):
+    """A float mean: ``total`` over ``count``, both summed across processes."""
 
     def __init__(self, num_classes: int, image_size: int, **kwargs):
         super().__init__(num_classes, image_size, **kwargs)
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count.clamp(min=1)).float()
+
+
+class BoxIoU(_MeanOverObjects):
+    """Mean IoU of predicted and true boxes over the images that hold an object."""
+
+    higher_is_better = True
+
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         present, pred, truth = self._decode(preds, target)
         iou = box_iou_aligned(pred["boxes"][present], truth["boxes"][present], check=False)
         self.total += iou.double().sum()
         self.count += int(present.sum())
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
 
 
 class _CountMetric(_LocalizationMetric):
@@ -141,24 +145,16 @@ class ObjectnessAccuracy(_CountMetric):
         self.count += preds.shape[0]
 
 
-class LandmarkError(_LocalizationMetric):
+class LandmarkError(_MeanOverObjects):
     """Mean distance in pixels between predicted and true landmarks (images with an object)."""
 
     higher_is_better = False
-
-    def __init__(self, num_classes: int, image_size: int, **kwargs):
-        super().__init__(num_classes, image_size, **kwargs)
-        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         present, pred, truth = self._decode(preds, target)
         diff = (pred["landmarks"] - truth["landmarks"])[present].view(int(present.sum()), -1, 2)
         self.total += diff.double().norm(dim=2).sum()
         self.count += diff.shape[0] * diff.shape[1]
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
 
 
 class LocalizationTask(ZooTask):
