@@ -173,6 +173,23 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     check = json.loads((reports / "bench" / "verify" / "tiny.json").read_text())
     assert check["checked"] == 1 and check["identical"] == 1
 
+    # another suite holding the same run reuses that verification instead of training a third time;
+    # the suite's own file is never reused, and a record made again afterwards is run again
+    other = dict(tiny_suite, name="tiny_other")
+    capsys.readouterr()
+    assert bench.verify_suite(other, reports, logs, seeds=[0]) == 0
+    assert "already verified by zoo-bench tiny --verify" in capsys.readouterr().out
+    again = json.loads((reports / "bench" / "verify" / "tiny_other.json").read_text())
+    assert again["identical"] == 1 and again["runs"][0]["verified_by"] == "tiny"
+    rerecorded = json.loads(first)
+    rerecorded["started_at"] = "2999-01-01T00:00:00+00:00"
+    (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").write_text(json.dumps(rerecorded))
+    assert bench._earlier_verification(reports, "tiny_other", "mlp_digits8x8", 0, rerecorded) is None
+    changed_metrics = dict(json.loads(first), test={"test/acc": 0.0})
+    assert bench._earlier_verification(reports, "tiny_other", "mlp_digits8x8", 0, changed_metrics) is None
+    assert bench._earlier_verification(reports, "tiny", "mlp_digits8x8", 0, json.loads(first)) is None
+    (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").write_text(first)
+
     # a run recorded on another CPU is not held to bit-identity: listed, not judged
     path = reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json"
     moved = json.loads(path.read_text())

@@ -315,7 +315,17 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
             if not recorded.exists():
                 print(f"[{i}/{len(jobs)}] {e} seed={s}: not recorded, skipped", file=out)
                 continue
+            old = json.loads(recorded.read_text())
+            earlier = _earlier_verification(reports_dir, suite["name"], e, s, old)
+            if earlier is not None:
+                results.append(earlier)
+                print(f"[{i}/{len(jobs)}] {e} seed={s}: identical (already verified by "
+                      f"zoo-bench {earlier['verified_by']} --verify at {earlier['verified_at']}, "
+                      "commit " + str(earlier.get("verified_commit") or "?")[:7] + "; not run again)",
+                      file=out, flush=True)
+                continue
             print(f"[{i}/{len(jobs)}] {e} seed={s} ... ", end="", flush=True, file=out)
+            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
             cmd = [sys.executable, "-m", "zoo.cli.train", f"experiment={e}", f"seed={s}", "record=true",
                    f"paths.reports_dir={scratch}", "trainer.enable_progress_bar=false",
                    f"hydra.run.dir={Path(tmp) / 'runs' / e / f'seed{s}'}", *suite["overrides"]]
@@ -327,7 +337,6 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                 results.append({"experiment": e, "seed": s, "match": False, "error": f"exit {rc}"})
                 print(f"FAILED (exit {rc})", file=out)
                 continue
-            old = json.loads(recorded.read_text())
             new = json.loads((scratch / "runs" / e / f"seed{s}" / "metrics.json").read_text())
             diff = {f"{split}:{k}": [old[split].get(k), new[split].get(k)]
                     for split in ("val", "test") for k in sorted(set(old[split]) | set(new[split]))
@@ -337,7 +346,9 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
             mismatches += here and not match
             results.append({"experiment": e, "seed": s, "match": match, "same_machine": here,
                             "recorded_on": _machine_words(old), "run_on": _machine_words(new),
-                            "differences": diff, "metrics": new["test"]})
+                            "differences": diff, "metrics": new["test"], "val_metrics": new["val"],
+                            "record_started_at": old.get("started_at"), "verified_at": started,
+                            "verified_commit": new.get("git", {}).get("commit")})
             verdict = "identical" if match else f"DIFFERENT: {diff}"
             if not here:
                 verdict = f"recorded on another machine ({_machine_words(old)}), not judged: {verdict}"
@@ -362,6 +373,46 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
           + (f"; {elsewhere} recorded on another machine, listed above, not judged" if elsewhere else ""),
           file=out)
     return 1 if mismatches else 0
+
+
+def _earlier_verification(reports_dir: Path, suite_name: str, experiment: str, seed: int,
+                          record: dict) -> dict | None:
+    """The entry of another suite's verification (``reports/bench/verify/*.json``) that already
+    re-ran this very record on this machine and found it identical, or None.
+
+    Suites share runs (the default suite holds every other suite's), so a run verified by one need
+    not be trained a third time for another. The entry is the same record's when that verification
+    came after the record was started and its re-run's metrics equal the record's, every test
+    metric (and every validation metric where the entry lists them). A record made again later, a
+    differing entry, or one judged on another machine is run again. A suite's own file is never
+    used, nor an entry that came from it: ``zoo-bench <suite> --verify`` twice checks its runs
+    twice."""
+    from zoo.reproducibility import same_machine
+
+    if not same_machine(record):  # the record was made elsewhere: this machine judges nothing
+        return None
+    for path in sorted((reports_dir / "bench" / "verify").glob("*.json")):
+        if path.stem == suite_name:
+            continue
+        try:
+            check = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for entry in check.get("runs", []):
+            if (entry.get("experiment"), entry.get("seed")) != (experiment, seed):
+                continue
+            verified_by = entry.get("verified_by") or check.get("suite", path.stem)  # reused: its origin
+            if verified_by == suite_name:
+                continue
+            verified_at = entry.get("verified_at") or check.get("finished_at", "")
+            if not (entry.get("match") and entry.get("same_machine", True)
+                    and verified_at > record.get("started_at", "")
+                    and entry.get("metrics") == record.get("test")
+                    and entry.get("val_metrics", record.get("val")) == record.get("val")):
+                continue
+            return dict(entry, verified_by=verified_by, verified_at=verified_at,
+                        verified_commit=entry.get("verified_commit") or check.get("commit"))
+    return None
 
 
 def _machine_words(record: dict) -> str:
