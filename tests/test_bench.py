@@ -171,7 +171,15 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     # running a recorded run again reproduces every metric exactly
     assert bench.verify_suite(tiny_suite, reports, logs, seeds=[0]) == 0
     check = json.loads((reports / "bench" / "verify" / "tiny.json").read_text())
-    assert check["checked"] == 1 and check["identical"] == 1
+    assert check["checked"] == 1 and check["identical"] == 1 and check["complete"] is True
+    assert not (reports / "bench" / "verify" / "tiny.partial.json").exists()
+
+    # an interrupted verification is gone on from: the runs it found identical are not run again
+    (reports / "bench" / "verify" / "tiny.partial.json").write_text(json.dumps(dict(check, complete=False)))
+    capsys.readouterr()
+    assert bench.verify_suite(tiny_suite, reports, logs, seeds=[0]) == 0
+    assert "by the interrupted verification this one continues" in capsys.readouterr().out
+    assert not (reports / "bench" / "verify" / "tiny.partial.json").exists()
 
     # another suite holding the same run reuses that verification instead of training a third time;
     # the suite's own file is never reused, and a record made again afterwards is run again

@@ -19,3 +19,47 @@ class InverseTimeDecay(LambdaLR):
 
     def _factor(self, t: int) -> float:
         return 1.0 / (1.0 + self.decay_rate * (t // self.decay_every))
+
+
+# ---------------------------------------------------------------- learning rate and world size
+
+LR_SCALING_RULES = ("linear", "sqrt")
+
+
+def lr_scale(rule: str | None, world_size: int) -> float:
+    """How much larger the learning rate is with ``world_size`` data-parallel processes, each with
+    the configured batch size (so the optimizer step sees ``world_size`` times the examples):
+
+    * ``linear``: ``x world_size`` -- Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training
+      ImageNet in 1 Hour", section 2.1 (SGD; pair it with a warm-up);
+    * ``sqrt``: ``x sqrt(world_size)`` -- keeps the gradient noise's variance per step (Krizhevsky
+      2014, "One weird trick ..."; the usual choice for Adam);
+    * ``None``: unchanged."""
+    if rule is None:
+        return 1.0
+    if rule not in LR_SCALING_RULES:
+        raise ValueError(f"lr_scaling={rule!r}: use one of {', '.join(LR_SCALING_RULES)} or null")
+    if not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+    return float(world_size) if rule == "linear" else world_size ** 0.5
+
+
+def scale_learning_rates(task, rule: str | None, world_size: int) -> float:
+    """Multiply the learning rate of ``task``'s optimizer factory (and a one-cycle schedule's
+    ``max_lr``) by :func:`lr_scale`; returns the factor. Factories are ``functools.partial``s, as
+    Hydra builds them from ``_partial_: true`` configs."""
+    from functools import partial
+
+    factor = lr_scale(rule, world_size)
+    if factor == 1.0:
+        return factor
+    for attr, key in (("optimizer_factory", "lr"), ("scheduler_factory", "max_lr")):
+        factory = getattr(task, attr, None)
+        if isinstance(factory, partial) and factory.keywords.get(key) is not None:
+            value = factory.keywords[key]
+            scaled = [v * factor for v in value] if isinstance(value, (list, tuple)) else value * factor
+            setattr(task, attr, partial(factory, **{key: scaled}))
+        elif attr == "optimizer_factory":
+            raise ValueError(f"lr_scaling={rule} needs the optimizer's learning rate in its config "
+                             "(optimizer.lr), and the optimizer as a partial (_partial_: true)")
+    return factor

@@ -104,6 +104,29 @@ def precision(v: Any) -> bool:
     return str(v) in PRECISIONS
 
 
+# torch.compile's keyword arguments that a config can give (``compile={mode: max-autotune}``),
+# and its modes (``torch._inductor.list_mode_options()``)
+COMPILE_ARGUMENTS = ("fullgraph", "dynamic", "backend", "mode", "options", "disable")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_option(v: Any) -> bool:
+    """The top-level ``compile``: null or false (eager), true (torch.compile's defaults) or a
+    mapping of torch.compile's keyword arguments with values of their types (the backend's name
+    is checked against torch's list in :func:`check_consistency`)."""
+    if v is None or isinstance(v, bool):
+        return True
+    if not isinstance(v, dict) or not set(v) <= set(COMPILE_ARGUMENTS):
+        return False
+    kinds = {"fullgraph": bool, "disable": bool, "dynamic": (bool, type(None)), "backend": str,
+             "mode": (str, type(None)), "options": (dict, type(None))}
+    if not all(isinstance(value, kinds[key]) for key, value in v.items()):
+        return False
+    if v.get("mode") is not None and v["mode"] not in COMPILE_MODES:
+        return False
+    return not (v.get("mode") is not None and v.get("options") is not None)  # torch takes one of the two
+
+
 def betas(v: Any) -> bool:
     return isinstance(v, (list, tuple)) and len(v) == 2 and all(unit_interval_open_right(b) for b in v)
 
@@ -154,6 +177,12 @@ RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     ("trainer.gradient_clip_val", optional(positive_finite), "null or a finite number > 0", ""),
     ("trainer.gradient_clip_algorithm", clip_algorithm, "'norm' or 'value'", ""),
     ("trainer.accumulate_grad_batches", optional(positive_int), "null or a positive integer", ""),
+    ("compile", compile_option,
+     "null or false (eager), true (torch.compile with its defaults) or a mapping of torch.compile's arguments "
+     f"({', '.join(COMPILE_ARGUMENTS)}; mode one of {', '.join(COMPILE_MODES)}, not both mode and options)",
+     "e.g. compile=true or compile={mode:max-autotune}"),
+    ("lr_scaling", lambda v: v is None or v in ("linear", "sqrt"), "null, linear or sqrt",
+     "linear multiplies optimizer.lr by the number of processes, sqrt by its square root"),
 ]
 
 
@@ -203,6 +232,21 @@ def check_consistency(cfg: DictConfig) -> None:
     _check_agreement(cfg, "num_classes", "classes")
     _check_agreement(cfg, "in_chans", "input channels")
     _check_pretrained(cfg)
+    _check_compile_backend(cfg)
+
+
+def _check_compile_backend(cfg: DictConfig) -> None:
+    """``compile={backend: ...}`` names a backend torch knows (``torch._dynamo.list_backends``);
+    torch itself would say so only at the first forward pass, inside the training loop."""
+    option = _get(cfg, "compile")
+    if not isinstance(option, dict) or "backend" not in option:
+        return
+    import torch._dynamo
+
+    if option["backend"] not in torch._dynamo.list_backends(exclude_tags=()):  # debugging backends too
+        raise ConfigError(f"compile.backend={option['backend']!r} is not allowed: compile.backend must be one of "
+                          f"torch's backends ({', '.join(torch._dynamo.list_backends())}, or a debugging backend "
+                          "such as eager or aot_eager); inductor is torch.compile's default")
 
 
 def _check_agreement(cfg: DictConfig, key: str, what: str) -> None:

@@ -46,7 +46,7 @@ BENCH_DIR = zoo_conf.CONF_DIR / "bench"
 # the parts of a composed config that decide what a run computes; the rest (paths, loggers,
 # progress bars, keys added later with neutral defaults) does not make a recorded run stale
 _COMPUTE_KEYS = ("experiment_name", "seed", "model", "data", "task", "optimizer", "scheduler",
-                 "scheduler_interval", "trainer", "callbacks")
+                 "scheduler_interval", "trainer", "callbacks", "compile", "lr_scaling")
 # callbacks that only display or log (the rest -- checkpointing, early stopping, EMA -- decide
 # what is computed or which checkpoint is tested)
 _DISPLAY_CALLBACKS = ("progress_bar", "lr_monitor")
@@ -291,7 +291,8 @@ def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Pat
 def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | None = None,
                  out=None) -> int:
     """Run the suite's recorded runs again in a scratch folder and compare every validation and
-    test metric with the recorded one, exactly. Writes ``reports/bench/verify/<suite>.json``.
+    test metric with the recorded one, exactly. Writes ``reports/bench/verify/<suite>.json``
+    (``<suite>.partial.json`` while it runs: a call after an interruption goes on from there).
 
     Bit-identity is promised on the machine that recorded a run (same CPU model, torch threads,
     GPU and torch version: ``zoo.reproducibility``). A run recorded on another machine is run and
@@ -308,6 +309,30 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
     seeds = list(seeds if seeds is not None else suite["seeds"])
     results, mismatches = [], 0
     jobs = [(e, s) for s in seeds for e in suite["experiments"]]
+    path = reports_dir / "bench" / "verify" / f"{suite['name']}.json"
+    # written after every run, so that an interrupted verification keeps what it checked and the
+    # next call goes on where it stopped (the runs it found identical, when they are still the
+    # same records, are kept); the finished file replaces it, and is never resumed
+    partial = path.with_suffix(".partial.json")
+    try:
+        previous = json.loads(partial.read_text()) if partial.exists() else {}
+    except ValueError:
+        previous = {}
+    unfinished = {(r.get("experiment"), r.get("seed")): r for r in previous.get("runs", [])
+                  if previous.get("seeds") == seeds}
+
+    def save(complete: bool) -> None:
+        judged = [r for r in results if r.get("same_machine", True)]
+        _write_json_atomic(path if complete else partial, {
+            "suite": suite["name"], "seeds": seeds, "complete": complete, "planned": len(jobs),
+            "checked": len(judged), "identical": sum(bool(r.get("match")) for r in judged),
+            "recorded_elsewhere": len(results) - len(judged),
+            "machine": next((r["run_on"] for r in reversed(judged) if r.get("run_on")), None),
+            "commit": git_info().get("commit"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": results})
+        if complete:
+            partial.unlink(missing_ok=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "reports"
         for i, (e, s) in enumerate(jobs, 1):
@@ -316,6 +341,14 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                 print(f"[{i}/{len(jobs)}] {e} seed={s}: not recorded, skipped", file=out)
                 continue
             old = json.loads(recorded.read_text())
+            resumed = unfinished.get((e, s))
+            if resumed is not None and _verifies(resumed, old, resumed.get("verified_at", "")) \
+                    and same_machine(old, _this_machine(old)):
+                results.append(resumed)
+                print(f"[{i}/{len(jobs)}] {e} seed={s}: identical (verified at {resumed['verified_at']} by the "
+                      "interrupted verification this one continues)", file=out, flush=True)
+                save(complete=False)
+                continue
             earlier = _earlier_verification(reports_dir, suite["name"], e, s, old)
             if earlier is not None:
                 results.append(earlier)
@@ -323,6 +356,7 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                       f"zoo-bench {earlier['verified_by']} --verify at {earlier['verified_at']}, "
                       "commit " + str(earlier.get("verified_commit") or "?")[:7] + "; not run again)",
                       file=out, flush=True)
+                save(complete=False)
                 continue
             print(f"[{i}/{len(jobs)}] {e} seed={s} ... ", end="", flush=True, file=out)
             started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -336,6 +370,7 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
                 mismatches += 1
                 results.append({"experiment": e, "seed": s, "match": False, "error": f"exit {rc}"})
                 print(f"FAILED (exit {rc})", file=out)
+                save(complete=False)
                 continue
             new = json.loads((scratch / "runs" / e / f"seed{s}" / "metrics.json").read_text())
             diff = {f"{split}:{k}": [old[split].get(k), new[split].get(k)]
@@ -353,6 +388,7 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
             if not here:
                 verdict = f"recorded on another machine ({_machine_words(old)}), not judged: {verdict}"
             print(verdict, file=out, flush=True)
+            save(complete=False)
             shutil.rmtree(scratch / "runs" / e / f"seed{s}", ignore_errors=True)
     judged = [r for r in results if r.get("same_machine", True)]
     elsewhere = len(results) - len(judged)
@@ -361,13 +397,9 @@ def verify_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int]
               f"({results[-1]['run_on'] if results else '?'}), so none "
               "can be checked bit for bit here; record the suite on this machine first "
               f"(zoo-bench {suite['name']} --force), then verify", file=out)
+        partial.unlink(missing_ok=True)  # nothing was judged: nothing to go on from
         return 3
-    _write_json_atomic(reports_dir / "bench" / "verify" / f"{suite['name']}.json", {
-        "suite": suite["name"], "seeds": seeds, "checked": len(judged),
-        "identical": sum(r["match"] for r in judged), "recorded_elsewhere": elsewhere,
-        "machine": judged[-1]["run_on"],
-        "commit": git_info().get("commit"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": results})
+    save(complete=True)
     print(f"suite {suite['name']}: {len(judged) - mismatches}/{len(judged)} runs recorded on this machine "
           "reproduced every validation and test metric exactly"
           + (f"; {elsewhere} recorded on another machine, listed above, not judged" if elsewhere else ""),
@@ -389,7 +421,7 @@ def _earlier_verification(reports_dir: Path, suite_name: str, experiment: str, s
     twice."""
     from zoo.reproducibility import same_machine
 
-    if not same_machine(record):  # the record was made elsewhere: this machine judges nothing
+    if not same_machine(record, _this_machine(record)):  # made elsewhere: this machine judges nothing
         return None
     for path in sorted((reports_dir / "bench" / "verify").glob("*.json")):
         if path.stem == suite_name:
@@ -405,14 +437,31 @@ def _earlier_verification(reports_dir: Path, suite_name: str, experiment: str, s
             if verified_by == suite_name:
                 continue
             verified_at = entry.get("verified_at") or check.get("finished_at", "")
-            if not (entry.get("match") and entry.get("same_machine", True)
-                    and verified_at > record.get("started_at", "")
-                    and entry.get("metrics") == record.get("test")
-                    and entry.get("val_metrics", record.get("val")) == record.get("val")):
+            if not _verifies(entry, record, verified_at):
                 continue
             return dict(entry, verified_by=verified_by, verified_at=verified_at,
                         verified_commit=entry.get("verified_commit") or check.get("commit"))
     return None
+
+
+def _verifies(entry: dict, record: dict, verified_at: str) -> bool:
+    """Does a verification entry speak of this very record: judged identical on the record's
+    machine, after the record was started, with the record's every test metric (and validation
+    metric, where the entry lists them)?"""
+    return bool(entry.get("match") and entry.get("same_machine", True)
+                and verified_at > record.get("started_at", "")
+                and entry.get("metrics") == record.get("test")
+                and entry.get("val_metrics", record.get("val")) == record.get("val"))
+
+
+def _this_machine(record: dict) -> dict:
+    """This machine as a verification's re-runs see it: they are processes of their own with
+    torch's default threads, so this process's thread count (a test may have changed it) does
+    not count; the record's stands for it."""
+    from zoo.runinfo import hardware, library_versions
+
+    return {"hardware": dict(hardware(), torch_threads=record.get("hardware", {}).get("torch_threads")),
+            "versions": library_versions()}
 
 
 def _machine_words(record: dict) -> str:
@@ -425,6 +474,7 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
     """Totals over the runs of the suite's current experiments and seeds that have a wall time."""
     wanted = {f"{e}/seed{s}" for e in suite["experiments"] for s in suite["seeds"]}
     runs = {k: v for k, v in book["runs"].items() if k in wanted}
+    book["runs"] = runs  # an experiment the suite no longer lists leaves its book too
     book["experiments"] = suite["experiments"]
     book["seeds"] = suite["seeds"]
     book["complete"] = len(runs) == len(wanted)

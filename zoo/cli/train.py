@@ -21,6 +21,7 @@ import logging
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,10 +36,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from zoo import conf as zoo_conf
 from zoo.callbacks import RunStats
 from zoo.flops import count_flops
+from zoo.optim import scale_learning_rates
 from zoo.registry import count_parameters
 from zoo.runinfo import git_info, hardware, library_versions
 from zoo.errors import CheckpointError, ConfigError, unwrapped_user_errors, user_errors
 from zoo.tasks.base import read_checkpoint_safely
+from zoo.utils.checkpoint_io import AtomicCheckpointIO
+from zoo.utils.compiling import compile_failures, compile_nets
 from zoo.validate import validate_train_config
 
 log = logging.getLogger("zoo.cli.train")
@@ -147,8 +151,18 @@ def _build(cfg: DictConfig):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if getattr(dm, "train_on_val", False):
         _check_no_validation(cfg, callbacks)
+    # checkpoints are written beside their target and renamed into place: a run killed while
+    # saving keeps its previous complete last.ckpt (zoo.utils.checkpoint_io); a trainer config
+    # that names its own plugins keeps them
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, gradient_clip_val=None,
-                          accumulate_grad_batches=1)
+                          accumulate_grad_batches=1, **plugins)
+    if cfg.get("lr_scaling"):  # e.g. linear: 8 processes x batch B step 8x the learning rate
+        factor = scale_learning_rates(task, cfg.lr_scaling, trainer.world_size)
+        log.info("lr_scaling=%s: learning rate x %g for %d processes", cfg.lr_scaling, factor, trainer.world_size)
+    # `compile` (null: eager): torch.compile each of the task's nets in place, once the task has
+    # wrapped or cut it (finetune.probe_at) and the device is known; see compile_nets
+    compile_nets(task, cfg.get("compile"), trainer)
     return dm, task, trainer, stats
 
 
@@ -177,11 +191,27 @@ def data_facts_for(task_cls, dm, task_cfg: DictConfig | None = None) -> dict:
 LIGHTNING_CKPT_WORDS = ("last", "best", "hpc", "registry")
 
 
-def _resume_checkpoint(ckpt_path):
-    """``ckpt_path`` to resume from: Lightning's words (``last`` ...) as they are; a file must
-    exist, and is read once safely first, so that a damaged or hostile file is refused with its
-    name before any training starts."""
-    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_WORDS:
+def _resume_checkpoint(ckpt_path, trainer=None):
+    """``ckpt_path`` to resume from: a file must exist, and is read once safely first, so that a
+    damaged or hostile file is refused with its name before any training starts.
+
+    ``last`` is the ``last.ckpt`` of this run's own folder (``hydra.run.dir``): a killed run is
+    resumed by running its command again in its folder with ``ckpt_path=last``. Lightning would
+    train from scratch, with a warning only, when there is none; that is refused here. Lightning's
+    other words (``best``, ``hpc``, ``registry``) go to it as they are."""
+    if not ckpt_path:
+        return ckpt_path
+    callback = getattr(trainer, "checkpoint_callback", None)
+    if str(ckpt_path) == "last" and getattr(callback, "dirpath", None):
+        last = Path(callback.dirpath) / "last.ckpt"
+        if not last.is_file():
+            raise CheckpointError(
+                f"ckpt_path=last: there is no last.ckpt in {last.parent}. Resume a run in its own folder: "
+                "the same command with hydra.run.dir=<the run's folder> ckpt_path=last, or name the "
+                "file: ckpt_path=<run>/checkpoints/last.ckpt")
+        read_checkpoint_safely(last)
+        return str(last)
+    if str(ckpt_path) in LIGHTNING_CKPT_WORDS:
         return ckpt_path
     path = Path(str(ckpt_path)).expanduser()
     if not path.is_file():
@@ -227,13 +257,17 @@ def _forward_flops(net, input_shape) -> int | None:
     if not input_shape:
         log.warning("FLOPs not counted: the datamodule reports no input_shape; the run records flops = null")
         return None
+    # a compiled net is counted on its eager forward (the same arithmetic), not compiled again
+    # for a batch of one under the counter
+    eager = torch.compiler.set_stance("force_eager") if hasattr(torch.compiler, "set_stance") else nullcontext()
     try:
         example = net.example_inputs(1) if hasattr(net, "example_inputs") else None
-        if example is not None and len(example) > 1:
-            return count_flops(net, inputs=example)
-        if example is not None and not example[0].is_floating_point():
-            return count_flops(net, inputs=(torch.zeros(1, *input_shape, dtype=example[0].dtype),))
-        return count_flops(net, input_shape)
+        with eager:
+            if example is not None and len(example) > 1:
+                return count_flops(net, inputs=example)
+            if example is not None and not example[0].is_floating_point():
+                return count_flops(net, inputs=(torch.zeros(1, *input_shape, dtype=example[0].dtype),))
+            return count_flops(net, input_shape)
     except Exception as err:  # an exotic op the counter cannot trace must not lose a finished run
         log.warning("FLOPs not counted for %s at input shape %s: %s: %s; the run records flops = null",
                     type(net).__name__, tuple(input_shape), type(err).__name__, err)
@@ -265,10 +299,11 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     dm, task, trainer, stats = build(cfg)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    ckpt_path = _resume_checkpoint(cfg.get("ckpt_path"))
+    ckpt_path = _resume_checkpoint(cfg.get("ckpt_path"), trainer)
     t0 = time.perf_counter()
     # weights_only: resuming reads tensors and plain containers, never code to run
-    trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    with compile_failures(cfg.get("compile")):
+        trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     fit_wall_s = time.perf_counter() - t0
     if trainer.global_step == 0 and not trainer.fast_dev_run:
         raise ConfigError("the run took no training step (an empty training loader, or a checkpoint "
@@ -280,11 +315,12 @@ def train(cfg: DictConfig) -> dict:
     val_metrics, test_metrics, test_outputs = {}, {}, {}
     # no validation figures when validation is switched off (trainer.limit_val_batches=0, e.g. a
     # refit on train + validation: data.train_on_val)
-    if not trainer.fast_dev_run and trainer.limit_val_batches != 0:
-        val_metrics = _clean(trainer.validate(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
-    if cfg.get("test", True):
-        test_metrics = _clean(trainer.test(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
-        test_outputs = trainer.lightning_module.test_outputs()  # e.g. a confusion matrix
+    with compile_failures(cfg.get("compile")):
+        if not trainer.fast_dev_run and trainer.limit_val_batches != 0:
+            val_metrics = _clean(trainer.validate(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
+        if cfg.get("test", True):
+            test_metrics = _clean(trainer.test(task, datamodule=dm, ckpt_path=eval_ckpt, verbose=False)[0])
+            test_outputs = trainer.lightning_module.test_outputs()  # e.g. a confusion matrix
 
     _close_loggers(trainer)
     if not trainer.is_global_zero:
@@ -314,6 +350,10 @@ def train(cfg: DictConfig) -> dict:
         "peak_memory": stats.peak_memory_mb(),
         "devices": int(trainer.world_size),
         "strategy": type(trainer.strategy).__name__,
+        "device_type": trainer.strategy.root_device.type,  # cpu, cuda ...
+        "precision": str(trainer.precision),  # Lightning's: 32-true, bf16-mixed ...
+        "compile": OmegaConf.to_container(cfg.compile) if OmegaConf.is_config(cfg.get("compile"))
+        else cfg.get("compile"),  # null: eager
         "hardware": hardware(),
         "versions": library_versions(),
         "git": git_info(),

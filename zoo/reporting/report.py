@@ -385,9 +385,11 @@ def _extras(reports_dir: Path) -> list[tuple[str, str]]:
         data = json.loads(check.read_text())
         where = f" on {data['machine']}" if data.get("machine") else ""
         when = f" ({data['finished_at'][:10]})" if data.get("finished_at") else ""
+        progress = (f" so far ({data['checked']} of {data.get('planned', '?')} checked; "
+                    f"`zoo-bench {data['suite']} --verify --seeds {','.join(map(str, data.get('seeds', [])))}` goes on from there)" if data.get("complete") is False else "")
         out.append((str(check.relative_to(reports_dir)),
                     f"Reproduction check of suite `{data['suite']}`: {data['identical']}/{data['checked']} "
-                    f"runs gave identical validation and test metrics when run again{where}{when}"))
+                    f"runs gave identical validation and test metrics when run again{where}{when}{progress}"))
     return out
 
 
