@@ -368,6 +368,7 @@ _EXTRA_REPORTS = [
     ("overhead/README.md", "Harness overhead against a plain PyTorch loop (`zoo-bench-overhead`)"),
     ("data/README.md", "Data pipeline throughput against what the model consumes (`zoo-bench-data`)"),
     ("scaling/README.md", "Scaling: 1 vs 2 DDP processes, and GPUs when present (`zoo-bench-scaling`)"),
+    ("precision/README.md", "bf16 mixed precision and torch.compile against fp32 eager (`zoo-bench-precision`)"),
 ]
 
 
