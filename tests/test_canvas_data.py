@@ -101,6 +101,47 @@ def test_the_same_seed_gives_the_same_canvases_another_seed_others(dm):
     assert len(set(dm.canvas_seeds().values())) == 3  # each split draws its own canvases
 
 
+class _Trainer:
+    """What the datamodule reads of its trainer when it redraws: the epoch and the reload cadence."""
+
+    def __init__(self, epoch: int, reload_every: int = 1):
+        self.current_epoch, self.reload_dataloaders_every_n_epochs = epoch, reload_every
+
+
+def _train_images(dm, epoch: int) -> torch.Tensor:
+    dm.trainer = _Trainer(epoch)
+    return torch.cat([images for images, _ in dm.train_dataloader()])
+
+
+def test_redraw_train_draws_fresh_canvases_each_epoch_and_the_same_ones_again(dm):
+    torch.manual_seed(0)
+    redraw = DigitCanvasDataModule(**SMALL, redraw_train=True)
+    redraw.setup()
+    first = redraw.train_set.canvases.images.clone()
+    assert torch.equal(first, dm.train_set.canvases.images)  # epoch 0 is the usual set
+    _train_images(redraw, 1)
+    second = redraw.train_set.canvases.images.clone()
+    assert not torch.equal(first, second)
+    assert len(redraw.train_set) == SMALL["train_canvases"]
+    _train_images(redraw, 2)
+    _train_images(redraw, 1)  # a resumed run that starts again at epoch 1 sees epoch 1's canvases
+    assert torch.equal(redraw.train_set.canvases.images, second)
+    _train_images(redraw, 0)
+    assert torch.equal(redraw.train_set.canvases.images, first)
+    # the source digits stay the training pool's; validation and test never change
+    assert set(redraw.train_set.source_ids.tolist()) <= set(redraw.source_pools["train"].tolist())
+    assert torch.equal(redraw.test_set.canvases.images, dm.test_set.canvases.images)
+
+
+@pytest.mark.bad_input
+def test_redraw_train_without_reloading_loaders_is_refused():
+    redraw = DigitCanvasDataModule(**SMALL, redraw_train=True)
+    redraw.setup()
+    redraw.trainer = _Trainer(0, reload_every=0)
+    with pytest.raises(ValueError, match="redraw_train=true needs trainer.reload_dataloaders_every_n_epochs=1"):
+        redraw.train_dataloader()
+
+
 def test_data_facts_and_describe(dm):
     assert dm.data_facts() == {"num_classes": 10, "class_names": [str(i) for i in range(10)], "in_chans": 1,
                                "image_size": 96, "input_shape": [1, 96, 96], "max_objects": 3}
@@ -170,6 +211,7 @@ BAD_ARGUMENTS = [
     ({"num_classes": 5}, "num_classes must be 10"),
     ({"in_chans": 3}, "in_chans must be 1"),
     ({"augment": torch.nn.Identity()}, r"augment must be null \(augment=none\): an image augmentation"),
+    ({"redraw_train": "yes"}, "redraw_train must be true or false"),
 ]
 
 

@@ -404,6 +404,12 @@ class DigitCanvasDataModule(ZooDataModule):
         val_fraction, test_fraction: the shares of the source digits held out for the val and
             test pools.
         split_seed: the seed of the pools' split and of the canvases.
+        redraw_train: draw a fresh set of ``train_canvases`` from the training pool every epoch
+            (seeded by ``split_seed`` and the epoch, so a resumed or repeated run sees the same
+            canvases) instead of the same set every epoch: the canvases' own augmentation, new
+            scales, places and neighbours for every source digit. It needs
+            ``trainer.reload_dataloaders_every_n_epochs=1``, which the experiments that use it
+            set; validation and test canvases never change.
         num_classes, in_chans: checked against the data (10 and 1) when given, so a config that
             says otherwise fails early; configs interpolate them as ``${data.num_classes}``.
         augment: must be ``None`` (the ``augment`` config group fills it in every data config):
@@ -423,9 +429,13 @@ class DigitCanvasDataModule(ZooDataModule):
                  scale_range: Sequence[float] = (0.7, 1.6), max_overlap_iou: float = 0.2,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  num_workers: int = 0, num_classes: int | None = None, in_chans: int | None = None,
-                 augment: Any = None):
+                 augment: Any = None, redraw_train: bool = False):
         super().__init__(batch_size, eval_batch_size, num_workers)
         where = type(self).__name__
+        if not isinstance(redraw_train, bool):
+            raise ValueError(f"{where}: redraw_train must be true or false, got {redraw_train!r}")
+        self.redraw_train = redraw_train
+        self._train_epoch = 0
         if augment is not None:
             raise ValueError(f"{where}: augment must be null (augment=none): an image augmentation would move "
                              f"the digits off their boxes, masks and landmarks; vary the canvases with "
@@ -468,15 +478,35 @@ class DigitCanvasDataModule(ZooDataModule):
         images, labels = load_mnist5k()
         pools = stratified_split(labels.numpy(), [self.val_fraction, self.test_fraction], self.split_seed)
         seeds = self.canvas_seeds()
+        self._digits, self._labels = images, labels
         sets = {}
         for split, pool in zip(("train", "val", "test"), pools):
             self.source_pools[split] = pool
-            idx = torch.from_numpy(pool).long()
-            canvases = make_canvases(images[idx], labels[idx], self.counts[split], self.image_size,
-                                     self.min_objects, self.max_objects, self.scale_range,
-                                     self.max_overlap_iou, seeds[split], mask_threshold=self.mask_threshold)
-            sets[split] = CanvasDataset(canvases, idx[canvases.sources], self.mean[0], self.std[0])
+            sets[split] = self._draw(split, seeds[split])
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+
+    def _draw(self, split: str, seed: int) -> CanvasDataset:
+        idx = torch.from_numpy(self.source_pools[split]).long()
+        canvases = make_canvases(self._digits[idx], self._labels[idx], self.counts[split], self.image_size,
+                                 self.min_objects, self.max_objects, self.scale_range,
+                                 self.max_overlap_iou, seed, mask_threshold=self.mask_threshold)
+        return CanvasDataset(canvases, idx[canvases.sources], self.mean[0], self.std[0])
+
+    def train_dataloader(self):
+        """The training canvases; with ``redraw_train``, epoch ``e > 0`` gets a fresh set drawn
+        with the seed ``(train seed, e)`` (epoch 0 keeps the set made in ``setup``)."""
+        trainer = getattr(self, "trainer", None)
+        if self.redraw_train and trainer is not None:
+            if trainer.reload_dataloaders_every_n_epochs != 1:
+                raise ValueError(f"{type(self).__name__}: redraw_train=true needs "
+                                 f"trainer.reload_dataloaders_every_n_epochs=1 (got "
+                                 f"{trainer.reload_dataloaders_every_n_epochs}): set it in the experiment")
+            epoch = int(trainer.current_epoch)
+            if epoch != self._train_epoch:
+                base = self.canvas_seeds()["train"]
+                seed = base if epoch == 0 else int(np.random.SeedSequence([base, epoch]).generate_state(1)[0])
+                self.train_set, self._train_epoch = self._draw("train", seed), epoch
+        return super().train_dataloader()
 
     def train_box_sizes(self) -> torch.Tensor:
         """(N, 2) widths and heights, in pixels, of every training box (what a detector's anchors
@@ -500,7 +530,8 @@ class DigitCanvasDataModule(ZooDataModule):
                 "source_digits": {k: len(v) for k, v in self.source_pools.items()} or None,
                 "objects_per_canvas": [self.min_objects, self.max_objects],
                 "scale_range": list(self.scale_range), "max_overlap_iou": self.max_overlap_iou,
-                "mask_threshold": self.mask_threshold, "split_seed": self.split_seed}
+                "mask_threshold": self.mask_threshold, "split_seed": self.split_seed,
+                "redraw_train": self.redraw_train}
 
     def read_input(self, path: Path) -> tuple[torch.Tensor, dict]:
         """An image file as one normalised example (1, S, S): grey, resized to the canvas side,
