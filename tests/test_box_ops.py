@@ -240,6 +240,24 @@ def test_batched_nms_matches_torchvision(case):
     assert ours == torchvision.ops.batched_nms(b, scores, classes, threshold).tolist()
 
 
+@FAST
+@given(scored_boxes(with_classes=True))
+def test_the_matrix_and_the_row_by_row_suppression_keep_the_same_boxes(case):
+    """Up to _MATRIX_NMS_LIMIT boxes the IoUs come from one matrix, beyond it one row at a time:
+    the two paths keep the same boxes, with and without classes."""
+    b, scores, classes, threshold = case
+    from zoo.ops import boxes as box_ops
+
+    by_matrix = (nms(b, scores, threshold).tolist(), batched_nms(b, scores, classes, threshold).tolist())
+    limit = box_ops._MATRIX_NMS_LIMIT
+    box_ops._MATRIX_NMS_LIMIT = -1
+    try:
+        by_rows = (nms(b, scores, threshold).tolist(), batched_nms(b, scores, classes, threshold).tolist())
+    finally:
+        box_ops._MATRIX_NMS_LIMIT = limit
+    assert by_matrix == by_rows
+
+
 def _check_greedy(b, scores, classes, threshold, kept):
     """The two facts that define greedy NMS, checked on its output."""
     kept_set = set(kept)
