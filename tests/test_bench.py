@@ -218,6 +218,17 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     assert "0 already recorded, 1 to run" in capsys.readouterr().out
 
 
+def test_a_run_that_ends_without_its_record_is_a_failure_not_a_crash(tiny_suite, tmp_path, monkeypatch, capsys):
+    """A training process stopped by SIGTERM can exit 0 (Lightning ends the fit gracefully)
+    without writing its record: the suite reports that run as failed and goes on."""
+    monkeypatch.setattr(bench.subprocess, "call", lambda cmd, **kw: 0)  # exits 0, writes nothing
+    reports, logs = tmp_path / "reports", tmp_path / "logs"
+    assert bench.run_suite(tiny_suite, reports, logs) != 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert text.count("FAILED (exit 0 but no record written: was it stopped?)") == 2, text
+
+
 def test_partial_run_folders_are_not_read(tmp_path):
     """A run killed while being recorded leaves seed<k>.partial/, which the report ignores."""
     partial = tmp_path / "runs" / "x" / "seed0.partial"

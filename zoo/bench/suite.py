@@ -219,11 +219,15 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
         wall = time.perf_counter() - t0
         ran += 1
-        if rc != 0:
+        record = reports_dir / "runs" / e / f"seed{s}" / "metrics.json"
+        if rc != 0 or not record.is_file():
+            # a run stopped by SIGTERM may end with exit 0 (Lightning stops the fit gracefully)
+            # and no record: a failure all the same
+            why = f"exit {rc}" if rc != 0 else "exit 0 but no record written: was it stopped?"
             failures.append((e, s, log_path))
-            print(f"FAILED (exit {rc}) after {_fmt_s(wall)}; log: {log_path}", file=out, flush=True)
+            print(f"FAILED ({why}) after {_fmt_s(wall)}; log: {log_path}", file=out, flush=True)
             continue
-        metrics = json.loads((reports_dir / "runs" / e / f"seed{s}" / "metrics.json").read_text())
+        metrics = json.loads(record.read_text())
         book["runs"][f"{e}/seed{s}"] = {"experiment": e, "seed": s, "wall_s": round(wall, 1),
                                         "train_time_s": metrics.get("train_time_s"),
                                         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
