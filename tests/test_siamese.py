@@ -18,7 +18,8 @@ from PIL import Image
 import zoo
 from datamodules import DataFileError, DatasetNotFoundError
 from datamodules.vision.lfw import LFWDataModule, read_pairs, read_people
-from datamodules.vision.oneshot import MNIST5kOneShotDataModule, PKBatchSampler
+from datamodules.vision.oneshot import (SQUARE_SYMMETRIES, MNIST5kOneShotDataModule, PKBatchSampler, apply_symmetry,
+                                        compose_symmetries)
 from zoo.cli.face import main as face_main
 from zoo.cli.train import train
 from zoo.faces import FaceDatabase, FaceError, FaceModel, identify, verify
@@ -87,8 +88,61 @@ def test_one_shot_digits_refuse_bad_settings():
         MNIST5kOneShotDataModule(train_classes=[0, 1, 2, 3, 4], test_classes=[4, 5, 6])
     with pytest.raises(ValueError, match="batch_size must be a multiple of samples_per_class=8"):
         MNIST5kOneShotDataModule(batch_size=30)
-    with pytest.raises(ValueError, match="only 5 train_classes"):
+    with pytest.raises(ValueError, match="only 5 training classes"):
         MNIST5kOneShotDataModule(batch_size=48, samples_per_class=8)
+
+
+# -- class augmentation by the symmetries of the square ----------------------------------------------
+
+def test_square_symmetries_compose_as_the_images_do():
+    x = torch.randn(2, 1, 5, 5)
+    for g in SQUARE_SYMMETRIES:
+        for h in SQUARE_SYMMETRIES:
+            assert torch.equal(apply_symmetry(apply_symmetry(x, h), g), apply_symmetry(x, compose_symmetries(g, h)))
+    assert torch.equal(apply_symmetry(x, "flip_rot180"), torch.flip(x, dims=(-2,)))  # the top-bottom mirror
+
+
+def test_class_transforms_make_new_training_classes_and_leave_val_and_test_alone(digits):
+    rot = MNIST5kOneShotDataModule(class_transforms="rot4", batch_size=80)
+    rot.setup()
+    x, y = rot.train_set.tensors
+    classes, counts = torch.unique(y, return_counts=True)
+    assert len(y) == 4 * 2500 and len(classes) == 20 and counts.tolist() == [500] * 20
+    assert set((classes % 10).tolist()) == {0, 1, 2, 3, 4}  # every new class comes from a training digit
+    base_x, base_y = digits.train_set.tensors
+    assert torch.equal(x[:2500], base_x) and torch.equal(y[:2500], base_y)
+    assert torch.equal(x[2500:5000], torch.rot90(base_x, 1, dims=(-2, -1))) and torch.equal(y[2500:5000], base_y + 10)
+    for split in ("val_set", "test_set"):  # unseen classes: the same digits, untransformed
+        for a, b in zip(getattr(rot, split).tensors, getattr(digits, split).tensors):
+            assert torch.equal(a, b)
+    again = MNIST5kOneShotDataModule(class_transforms="rot4", batch_size=80)
+    again.setup()
+    assert torch.equal(again.train_set.tensors[0], x) and torch.equal(again.train_set.tensors[1], y)
+    xb, yb = next(iter(rot.train_dataloader()))
+    assert xb.shape == (80, 1, 28, 28) and torch.unique(yb, return_counts=True)[1].tolist() == [8] * 10
+    assert rot.describe()["train_identities"] == 20
+
+
+def test_rot4_flip_makes_forty_classes_or_merges_the_symmetric_digits():
+    full = MNIST5kOneShotDataModule(class_transforms="rot4_flip")
+    merged = MNIST5kOneShotDataModule(class_transforms="rot4_flip", merge_symmetric=True)
+    assert len(set(full.class_labels.values())) == 40
+    assert len(set(merged.class_labels.values())) == 2 + 2 + 8 + 4 + 8
+    for c in (0, 1):  # an upright oval or stroke: a half turn and both mirrors leave it alike
+        assert {merged.class_labels[(c, g)] for g in ("id", "rot180", "flip", "flip_rot180")} == {c}
+        assert len({merged.class_labels[(c, g)] for g in ("rot90", "rot270", "flip_rot90", "flip_rot270")}) == 1
+    assert merged.class_labels[(3, "flip_rot180")] == 3 and merged.class_labels[(3, "flip")] != 3
+    assert len({merged.class_labels[(2, g)] for g in SQUARE_SYMMETRIES}) == 8
+    merged.setup()
+    assert len(torch.unique(merged.train_set.tensors[1])) == 24 and len(merged.train_set) == 8 * 2500
+
+
+@bad_input
+def test_class_transforms_refuse_unknown_names_and_too_many_classes_per_batch():
+    with pytest.raises(ValueError, match="class_transforms must be one of none, rot4, rot4_flip"):
+        MNIST5kOneShotDataModule(class_transforms="rot8")
+    with pytest.raises(ValueError, match="only 20 training classes"):
+        MNIST5kOneShotDataModule(class_transforms="rot4", batch_size=8 * 21)
 
 
 # -- LFW, from a tiny copy in torchvision's layout --------------------------------------------------------

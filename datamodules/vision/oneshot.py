@@ -78,6 +78,56 @@ class PKBatchSampler(Sampler[list[int]]):
             yield batch
 
 
+# The eight symmetries of the square (the dihedral group D4), each ``(flip, k)``: mirror left-right
+# when ``flip``, then rotate by ``k`` quarter turns counter-clockwise.
+SQUARE_SYMMETRIES: dict[str, tuple[int, int]] = {
+    "id": (0, 0), "rot90": (0, 1), "rot180": (0, 2), "rot270": (0, 3),
+    "flip": (1, 0), "flip_rot90": (1, 1), "flip_rot180": (1, 2), "flip_rot270": (1, 3),
+}
+CLASS_TRANSFORMS: dict[str, tuple[str, ...]] = {
+    "none": ("id",),
+    "rot4": ("id", "rot90", "rot180", "rot270"),
+    "rot4_flip": tuple(SQUARE_SYMMETRIES),
+}
+# The symmetries under which a digit looks like itself (the subgroup of D4 fixing its shape): a 0
+# or a 1 (an upright oval or stroke) is unchanged by a half turn and by either mirror; a 3 by the
+# top-bottom mirror (``flip_rot180``). With ``merge_symmetric``, two transforms ``g`` and ``g h``
+# (``h`` in the digit's subgroup) give one class, not two near-copies of one shape.
+DIGIT_SYMMETRIES: dict[int, tuple[str, ...]] = {0: ("rot180", "flip", "flip_rot180"),
+                                                1: ("rot180", "flip", "flip_rot180"), 3: ("flip_rot180",)}
+
+
+def apply_symmetry(images: torch.Tensor, name: str) -> torch.Tensor:
+    """``images`` (..., H, W) mirrored left-right if ``name`` starts with ``flip``, then rotated by
+    ``name``'s quarter turns counter-clockwise (a square image stays the same size)."""
+    flip, k = SQUARE_SYMMETRIES[name]
+    x = torch.flip(images, dims=(-1,)) if flip else images
+    return torch.rot90(x, k, dims=(-2, -1)) if k else x
+
+
+def compose_symmetries(g: str, h: str) -> str:
+    """The name of ``g`` after ``h`` (apply ``h`` first): ``R^a F^f R^b F^e = R^(a + (-1)^f b) F^(f+e)``,
+    with ``x -> R^k F^f x`` the symmetry ``(f, k)``."""
+    (fg, kg), (fh, kh) = SQUARE_SYMMETRIES[g], SQUARE_SYMMETRIES[h]
+    target = ((fg + fh) % 2, (kg + (-1) ** fg * kh) % 4)
+    return next(n for n, v in SQUARE_SYMMETRIES.items() if v == target)
+
+
+def class_transform_labels(classes: Sequence[int], transforms: Sequence[str], merge_symmetric: bool,
+                           n_classes: int = 10) -> dict[tuple[int, str], int]:
+    """The training class of each (original class, transform): ``c + n_classes * t`` with ``t`` the
+    index in ``transforms`` of the first transform equal to this one up to a symmetry of ``c``
+    (``DIGIT_SYMMETRIES``) when ``merge_symmetric``, else this transform's own index."""
+    index = {name: t for t, name in enumerate(transforms)}
+    out: dict[tuple[int, str], int] = {}
+    for c in classes:
+        same = ("id",) + (DIGIT_SYMMETRIES.get(int(c), ()) if merge_symmetric else ())
+        for t, g in enumerate(transforms):
+            first = min([index[gh] for gh in (compose_symmetries(g, h) for h in same) if gh in index] + [t])
+            out[(int(c), g)] = int(c) + n_classes * first
+    return out
+
+
 def check_class_split(train_classes: Sequence[int], test_classes: Sequence[int], n_classes: int,
                       where: str) -> tuple[list[int], list[int]]:
     """Two disjoint, non-empty lists of distinct class ids in ``0..n_classes-1``."""
@@ -110,6 +160,19 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
     augmented by ``augment``. ``read_input`` reads one image file as the training digits are
     (grey, 28x28, inverted when mostly bright).
 
+    **Class augmentation** (``class_transforms``; the training split only): new training classes
+    made of old ones by the symmetries of the square, as done for Omniglot's characters (Santoro
+    et al. 2016; Vinyals et al. 2016). ``rot4``: every training digit also turned by 90, 180 and 270
+    degrees, each turn of each class a class of its own (4 x 5 = 20 classes from 0-4); ``rot4_flip``:
+    those and their mirror images (8 x 5 = 40 classes). The transformed copies are made once in
+    ``setup`` (deterministic; the training split grows by as much), and labelled
+    ``c + 10 * t``, ``t`` the index of the transform in ``id, rot90, rot180, rot270, flip,
+    flip_rot90, flip_rot180, flip_rot270`` (``flip``: mirrored left-right, then turned).
+    ``merge_symmetric`` gives one class to the copies that show one shape because the digit is
+    symmetric (``DIGIT_SYMMETRIES``: 0 and 1 under a half turn and both mirrors, 3 under the
+    top-bottom mirror): ``rot4_flip`` then makes 2 + 2 + 8 + 4 + 8 = 24 classes of 0-4. Validation
+    and test digits are never transformed.
+
     Args:
         batch_size: training batch size, ``P x K`` with ``K = samples_per_class``.
         samples_per_class: ``K``, the digits of each class in a training batch (>= 2).
@@ -118,7 +181,10 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
             task's ``n_way`` for one-shot episodes).
         val_fraction: the share of the unseen classes' digits used for validation.
         image_size, in_chans, augment, split_seed, num_workers: as ``MNIST5kDataModule``.
-        batches_per_epoch: training batches per epoch (default: the training digits // batch_size).
+        batches_per_epoch: training batches per epoch (default: the training digits // batch_size,
+            counted after the class augmentation).
+        class_transforms: ``none``, ``rot4`` or ``rot4_flip``: the class augmentation above.
+        merge_symmetric: merge the classes that a digit's own symmetry makes alike (above).
     """
 
     name = "mnist5k_oneshot"
@@ -127,19 +193,28 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
                  train_classes: Sequence[int] = (0, 1, 2, 3, 4), test_classes: Sequence[int] = (5, 6, 7, 8, 9),
                  val_fraction: float = 0.2, image_size: int | None = None, in_chans: int | None = None,
                  augment: nn.Module | Sequence[nn.Module] | None = None, split_seed: int = 0,
-                 num_workers: int = 0, batches_per_epoch: int | None = None):
+                 num_workers: int = 0, batches_per_epoch: int | None = None, class_transforms: str = "none",
+                 merge_symmetric: bool = False):
         where = type(self).__name__
         self.train_classes, self.test_classes = check_class_split(train_classes, test_classes, 10, where)
+        if class_transforms not in CLASS_TRANSFORMS:
+            raise ValueError(f"{where}: class_transforms must be one of {', '.join(CLASS_TRANSFORMS)}, "
+                             f"got {class_transforms!r}")
+        self.class_transforms, self.merge_symmetric = class_transforms, bool(merge_symmetric)
+        self.class_labels = class_transform_labels(self.train_classes, CLASS_TRANSFORMS[class_transforms],
+                                                   self.merge_symmetric)
+        n_train = len(set(self.class_labels.values()))
         if not isinstance(samples_per_class, int) or samples_per_class < 2:
             raise ValueError(f"{where}: samples_per_class must be an int >= 2 (an anchor needs a positive), "
                              f"got {samples_per_class!r}")
         if not isinstance(batch_size, int) or batch_size < samples_per_class or batch_size % samples_per_class:
             raise ValueError(f"{where}: batch_size must be a multiple of samples_per_class={samples_per_class} "
                              f"(P classes x K digits per batch), got {batch_size!r}")
-        if batch_size // samples_per_class > len(self.train_classes):
+        if batch_size // samples_per_class > n_train:
             raise ValueError(f"{where}: batch_size / samples_per_class = {batch_size // samples_per_class} classes "
-                             f"per batch, but only {len(self.train_classes)} train_classes: lower batch_size or "
-                             "raise samples_per_class")
+                             f"per batch, but only {n_train} training classes ({len(self.train_classes)} "
+                             f"train_classes, class_transforms={class_transforms}): lower batch_size or raise "
+                             "samples_per_class")
         if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
             raise ValueError(f"{where}: val_fraction must be in (0, 1), got {val_fraction!r}")
         if batches_per_epoch is not None and (not isinstance(batches_per_epoch, int) or batches_per_epoch < 1):
@@ -162,7 +237,14 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
         rng = np.random.default_rng(self.split_seed)  # one fixed shuffle: evaluation batches mix classes
         val_idx = torch.from_numpy(held[rng.permutation(val_part)])
         test_idx = torch.from_numpy(held[rng.permutation(test_part)])
-        self.train_set = TensorDataset(self.preprocess(images[train_idx]), labels[train_idx])
+        train_x, train_y = self.preprocess(images[train_idx]), labels[train_idx]
+        if self.class_transforms != "none":  # the class augmentation: training digits only
+            xs, ys = [], []
+            for name in CLASS_TRANSFORMS[self.class_transforms]:
+                xs.append(apply_symmetry(train_x, name))
+                ys.append(torch.tensor([self.class_labels[(int(c), name)] for c in train_y.tolist()]))
+            train_x, train_y = torch.cat(xs).contiguous(), torch.cat(ys)
+        self.train_set = TensorDataset(train_x, train_y)
         self.val_set = TensorDataset(self.preprocess(images[val_idx]), labels[val_idx])
         self.test_set = TensorDataset(self.preprocess(images[test_idx]), labels[test_idx])
 
@@ -186,4 +268,6 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
                 "train_size": len(self.train_set) if self.train_set is not None else None,
                 "val_size": len(self.val_set) if self.val_set is not None else None,
                 "test_size": len(self.test_set) if self.test_set is not None else None,
-                **self.data_facts(), "samples_per_class": self.samples_per_class, "split_seed": self.split_seed}
+                **self.data_facts(), "samples_per_class": self.samples_per_class, "split_seed": self.split_seed,
+                "class_transforms": self.class_transforms, "merge_symmetric": self.merge_symmetric,
+                "train_identities": len(set(self.class_labels.values()))}
