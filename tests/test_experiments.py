@@ -92,8 +92,9 @@ def test_every_group_option_composes_and_instantiates(tmp_path, group):
         if group == "data" and option == "image_folder":  # it has no default place: a tiny folder
             write_split(tmp_path / "images", "train", 3)
             overrides += [f"data.root={tmp_path / 'images'}"]
-        if group == "data" and option.startswith(("digit_canvas", "voc_", "coco_")):  # detection data: not under the
-            overrides += ["~experiment"]  # default experiment's 32x32 digits and image augmentation
+        if group == "data" and option.startswith(("digit_canvas", "voc_", "coco_",  # detection and text data: not
+                                                  "faker_", "lee_", "penn_", "wikitext")):  # under the default
+            overrides += ["~experiment"]  # experiment's 32x32 digits and image augmentation
         if group == "task" and option != "classification":  # the default experiment tunes the
             overrides += ["~experiment"]  # classification task (label smoothing)
         cfg = compose_train(overrides, tmp_path)

@@ -27,7 +27,7 @@ is the default because it is the one that reads like the notes (and that the FLO
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -37,7 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = [
     "RNNCell", "GRUCell", "LSTMCell", "RecurrentLayer", "RNN", "GRU", "LSTM",
-    "RECURRENT_LAYERS", "recurrent_layer", "from_torch", "load_torch_weights", "length_mask",
+    "RECURRENT_LAYERS", "recurrent_layer", "from_torch", "load_torch_weights", "length_mask", "draw_tokens",
 ]
 
 State = tuple[torch.Tensor, ...]  # (a,) for RNN and GRU; (a, c) for LSTM, each (B, H)
@@ -537,3 +537,50 @@ def from_torch(module: nn.Module, fused: bool = False) -> _Cell | RecurrentLayer
     load_torch_weights(twin, module)
     twin.train(module.training)
     return twin
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def draw_tokens(net: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                top_k: int | None = None, generator: torch.Generator | None = None,
+                end_token: int | None = None, banned: Sequence[int] = ()) -> torch.Tensor:
+    """Tokens drawn after ``prompt`` (B, T0) from a net with ``forward_with_state(tokens, state)
+    -> (logits (B, T, V), state)``: the prompt is read once, then each drawn token is fed back
+    with the carried state. The logits are divided by ``temperature`` (0: the argmax), all but
+    the ``top_k`` best are removed, and ``banned`` ids (padding, the start token) are never
+    drawn. After ``end_token`` a row repeats it. Returns (B, max_new_tokens) ids."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and int(top_k) < 1:
+        raise ValueError(f"top_k must be a positive integer or null, got {top_k}")
+    if prompt.dim() != 2 or prompt.shape[1] < 1:
+        raise ValueError(f"a prompt must be token ids (B, T0) with T0 >= 1, got {tuple(prompt.shape)}")
+    logits, state = net.forward_with_state(prompt)
+    logits = logits[:, -1]  # (B, V): the scores of the first new token
+    done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+    drawn = []
+    for _ in range(int(max_new_tokens)):
+        scores = logits.float()
+        if banned:
+            scores[:, list(banned)] = float("-inf")
+        if temperature == 0:
+            token = scores.argmax(-1)  # (B,)
+        else:
+            scores = scores / temperature
+            if top_k is not None and int(top_k) < scores.shape[-1]:
+                kth = scores.topk(int(top_k), dim=-1).values[:, -1:]  # (B, 1): the k-th best score
+                scores = scores.masked_fill(scores < kth, float("-inf"))
+            token = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator).squeeze(1)  # (B,)
+        if end_token is not None:
+            token = torch.where(done, torch.full_like(token, end_token), token)
+            done |= token == end_token
+        drawn.append(token)
+        if end_token is not None and bool(done.all()):
+            break
+        logits, state = net.forward_with_state(token[:, None], state)
+        logits = logits[:, -1]
+    out = torch.stack(drawn, 1) if drawn else prompt.new_zeros(prompt.shape[0], 0)
+    if end_token is not None and out.shape[1] < max_new_tokens:  # every row ended early
+        out = torch.cat([out, out.new_full((out.shape[0], int(max_new_tokens) - out.shape[1]), end_token)], 1)
+    return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers.recurrent import RecurrentLayer, length_mask, recurrent_layer
+from zoo.layers.recurrent import RecurrentLayer, draw_tokens, length_mask, recurrent_layer
 from zoo.registry import register_model
 
 __all__ = ["SequenceInput", "RecurrentClassifier", "SequenceTagger", "RecurrentLanguageModel", "sample"]
@@ -204,36 +204,10 @@ def sample(net: RecurrentLanguageModel, prompt: torch.Tensor, max_new_tokens: in
 
     Returns: (B, max_new_tokens) token ids (the prompt not included).
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-    if prompt.dim() != 2 or prompt.shape[1] < 1:
-        raise ValueError(f"prompt must be token ids of shape (B, T0) with T0 >= 1, got {tuple(prompt.shape)}")
     was_training = net.training
     net.eval()
     try:
-        logits, state = net.forward_with_state(prompt)
-        logits = logits[:, -1]  # (B, V): the scores of the first new token
-        done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-        drawn = []
-        for _ in range(max_new_tokens):
-            if temperature == 0:
-                token = logits.argmax(-1)  # (B,)
-            else:
-                scores = logits / temperature
-                if top_k is not None and top_k < scores.shape[-1]:
-                    kth = scores.topk(top_k, dim=-1).values[:, -1:]  # (B, 1), the k-th best score
-                    scores = scores.masked_fill(scores < kth, float("-inf"))
-                probs = torch.softmax(scores.float(), dim=-1)  # (B, V)
-                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
-            if end_token is not None:
-                token = torch.where(done, torch.full_like(token, end_token), token)
-                done |= token == end_token
-            drawn.append(token)
-            logits, state = net.forward_with_state(token[:, None], state)
-            logits = logits[:, -1]
-        return torch.stack(drawn, dim=1) if drawn else prompt.new_zeros(prompt.shape[0], 0)
+        return draw_tokens(net, prompt, max_new_tokens, temperature, top_k, generator, end_token)
     finally:
         net.train(was_training)
 

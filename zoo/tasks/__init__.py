@@ -2,12 +2,15 @@
 from zoo.tasks.base import ZooTask, load_task
 from zoo.tasks.classification import ClassificationTask
 from zoo.tasks.detection import DetectionTask
+from zoo.tasks.language_model import LanguageModelTask
 from zoo.tasks.localization import LocalizationTask
 from zoo.tasks.metric_learning import MetricLearningTask
 from zoo.tasks.multilabel import MultiLabelTask
 from zoo.tasks.rcnn import RCNNTask
 from zoo.tasks.segmentation import SegmentationTask
 from zoo.tasks.style_transfer import StyleTransferTask
+from zoo.tasks.tagging import TaggingTask
 
-__all__ = ["ZooTask", "ClassificationTask", "DetectionTask", "LocalizationTask", "MetricLearningTask",
-           "MultiLabelTask", "RCNNTask", "SegmentationTask", "StyleTransferTask", "load_task"]
+__all__ = ["ZooTask", "ClassificationTask", "DetectionTask", "LanguageModelTask", "LocalizationTask",
+           "MetricLearningTask", "MultiLabelTask", "RCNNTask", "SegmentationTask", "StyleTransferTask",
+           "TaggingTask", "load_task"]
