@@ -360,7 +360,7 @@ def _report_markdown(records: list[dict], content: str, style: str, size: int, s
                   f"![panel]({r['files']['panel']})", "", f"![costs]({r['files']['costs']})", ""]
     lines += ["Costs and settings of each run, iteration by iteration: the `.json` files beside the images.", ""]
     if command:
-        lines += [f"Reproduce: `{command}`", ""]
+        lines += ["Reproduce with:", "", f"    {command}", ""]
     return "\n".join(lines)
 
 
