@@ -878,9 +878,15 @@ class VOCSegmentationDataModule(_VOCBase):
                  batch_size: int = 16, eval_batch_size: int | None = None, train_split: str = "train",
                  val_split: str = "val", test_split: str | None = "test", ignore_index: int = VOC_BORDER,
                  limit: int | None = None, hflip: bool = False, download: bool = False, num_workers: int = 0,
-                 num_classes: int | None = None, in_chans: int | None = None, augment: Any = None):
+                 num_classes: int | None = None, in_chans: int | None = None, augment: Any = None,
+                 redraw_train: bool = False):
         super().__init__(data_dir, year, image_size, batch_size, eval_batch_size, num_workers, limit, hflip,
                          download, train_split, val_split, test_split, num_classes, in_chans, augment)
+        if redraw_train:  # the canvas recipes draw fresh canvases; a real dataset's images are what they are
+            import warnings
+
+            warnings.warn(f"{type(self).__name__}: redraw_train=true has no effect on a real dataset (its "
+                          f"training images are the same every epoch); set data.redraw_train=false to silence this")
         if not _is_int(ignore_index) or 1 <= ignore_index <= len(VOC_CLASSES):
             raise ValueError(f"{type(self).__name__}: ignore_index must be an int outside 1..{len(VOC_CLASSES)} "
                              f"(the classes): 255 (VOC's) or 0 (borders become background), got {ignore_index!r}")

@@ -24,8 +24,14 @@ def rows(pattern: str = "*", task: str | None = None) -> list[dict]:
         card = model_card(name)
         net = create_model(name)
         shape = reference_input_shape(name)
+        example = net.example_inputs(1) if hasattr(net, "example_inputs") else None
+        if example is not None and (len(example) != 1 or not example[0].is_floating_point()):
+            # token ids, or several inputs (a pair of embeddings): counted on the net's own example
+            flops, shape = count_flops(net, inputs=example), tuple(example[0].shape[1:])
+        else:
+            flops = count_flops(net, shape)
         out.append({"name": name, "family": card.family, "task": card.task,
-                    "params": count_parameters(net), "flops": count_flops(net, shape),
+                    "params": count_parameters(net), "flops": flops,
                     "input": "x".join(str(d) for d in shape), "paper": card.paper})
     return out
 

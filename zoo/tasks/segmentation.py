@@ -65,6 +65,8 @@ class SegmentationTask(ZooTask):
         num_classes: classes of the map, background (0) included.
         class_weights: optional weights of the classes in the cross-entropy (background is most
             of the pixels of a canvas).
+        background_weight: the background's weight in the cross-entropy, every object class
+            weighing 1: ``class_weights`` for any number of classes (not both).
         class_names: names of the object classes (a data fact); the map's class ``k`` is object
             class ``k - 1``.
         ignore_index: a mask value that marks pixels to leave out of the loss and the metrics
@@ -86,13 +88,20 @@ class SegmentationTask(ZooTask):
                  scheduler: SchedulerFactory | None = None, scheduler_interval: str = "epoch",
                  class_weights: Sequence[float] | None = None, class_names: Sequence[str] | None = None,
                  ignore_index: int | None = None, gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
-                 accumulate_grad_batches: int = 1):
+                 accumulate_grad_batches: int = 1, background_weight: float | None = None):
         super().__init__(net, optimizer, scheduler, scheduler_interval, gradient_clip_val,
                          gradient_clip_algorithm, accumulate_grad_batches)
         if int(num_classes) < 2:
             raise ValueError(f"num_classes counts background and the object classes: at least 2, got {num_classes}")
         self.num_classes = int(num_classes)
         self.ignore_index = None if ignore_index is None else int(ignore_index)
+        if background_weight is not None:
+            if class_weights is not None:
+                raise ValueError("give class_weights or background_weight, not both (background_weight is "
+                                 "class_weights with the background's weight and 1 for every object class)")
+            if not float(background_weight) > 0:
+                raise ValueError(f"background_weight must be positive, got {background_weight!r}")
+            class_weights = [float(background_weight)] + [1.0] * (self.num_classes - 1)
         if class_weights is not None and len(class_weights) != self.num_classes:
             raise ValueError(f"class_weights has {len(class_weights)} values, one per class of the map "
                              f"({self.num_classes}, background included) is needed")
