@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule
-from datamodules.text.vocab import BOS, EOS, IGNORE_INDEX, PAD, UNK, Vocabulary, read_utf8
+from datamodules.text.vocab import BOS, EOS, IGNORE_INDEX, PAD, UNK, Vocabulary, read_utf8, refuse_augment
 
 DEFAULT_LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "it_IT", "es_ES")
 _KINDS = ("first", "last")
@@ -125,9 +125,7 @@ class FakerNamesDataModule(ZooDataModule):
                  max_length: int = 24, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  augment: Any = None):
         super().__init__(batch_size, eval_batch_size, num_workers)
-        if augment is not None:
-            raise ValueError(f"{type(self).__name__}: augment must be null (augment=none): the image augmentations "
-                             "do not apply to text")
+        refuse_augment(type(self).__name__, augment)
         where = type(self).__name__
         if kind not in _KINDS:
             raise ValueError(f"{where}: kind must be one of {', '.join(_KINDS)}, got {kind!r}")

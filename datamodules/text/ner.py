@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule
 from datamodules.text.names import locale_names
-from datamodules.text.vocab import IGNORE_INDEX, PAD, UNK, Vocabulary, read_utf8, word_tokens
+from datamodules.text.vocab import IGNORE_INDEX, PAD, UNK, Vocabulary, read_utf8, refuse_augment, word_tokens
 
 ENTITY_TYPES = ("PER", "LOC", "ORG")
 DEFAULT_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT")
@@ -223,9 +223,7 @@ class FakerNERDataModule(ZooDataModule):
                  locales: Sequence[str] = DEFAULT_LOCALES, seed: int = 0,
                  augment: Any = None):
         super().__init__(batch_size, eval_batch_size, num_workers)
-        if augment is not None:
-            raise ValueError(f"{type(self).__name__}: augment must be null (augment=none): the image augmentations "
-                             "do not apply to text")
+        refuse_augment(type(self).__name__, augment)
         where = type(self).__name__
         self.tags = tag_names(scheme)
         for arg, value in (("train_sentences", train_sentences), ("val_sentences", val_sentences),

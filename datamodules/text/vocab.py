@@ -108,3 +108,9 @@ def read_utf8(path: Path, what: str | None = None) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DataFileError(f"{path}: not UTF-8 text" + (f" ({what})" if what else "")) from None
+
+
+def refuse_augment(where: str, augment) -> None:
+    """Text datamodules take no image augmentation (the ``augment`` group fills every data config)."""
+    if augment is not None:
+        raise ValueError(f"{where}: augment must be null (augment=none): the image augmentations do not apply to text")

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import DataFileError, DatasetNotFoundError, ZooDataModule
-from datamodules.text.vocab import UNK, Vocabulary, read_utf8, word_tokens
+from datamodules.text.vocab import UNK, Vocabulary, read_utf8, refuse_augment, word_tokens
 
 EOS_WORD = "<eos>"
 
@@ -104,9 +104,7 @@ class WordLMDataModule(ZooDataModule):
                  min_count: int = 1, max_vocab: int | None = None, lowercase: bool = False,
                  max_prompt_length: int = 200, num_workers: int = 0, augment: Any = None):
         super().__init__(batch_size, eval_batch_size, num_workers)
-        if augment is not None:
-            raise ValueError(f"{type(self).__name__}: augment must be null (augment=none): the image augmentations "
-                             "do not apply to text")
+        refuse_augment(type(self).__name__, augment)
         where = type(self).__name__
         for arg, value in (("batch_size", batch_size), ("bptt", bptt), ("min_count", min_count),
                            ("max_prompt_length", max_prompt_length)):
