@@ -51,8 +51,8 @@ def test_forward_backward(name):
     torch.manual_seed(0)
     net = zoo.create_model(name)
     net.train()
-    (x,) = net.example_inputs(4)
-    out = net(x)
+    inputs = net.example_inputs(4)  # one tensor for most nets; (src, src_mask, tgt_in) for seq2seq
+    out = net(*inputs)
     # a net with auxiliary heads (googlenet) returns a tuple (main, *aux) in training mode
     outs = tuple(out) if isinstance(out, tuple) else (out,)
     for o in outs:
