@@ -63,3 +63,37 @@ def scale_learning_rates(task, rule: str | None, world_size: int) -> float:
             raise ValueError(f"lr_scaling={rule} needs the optimizer's learning rate in its config "
                              "(optimizer.lr), and the optimizer as a partial (_partial_: true)")
     return factor
+
+
+# ---------------------------------------------------------------- warm-up schedules
+
+class WarmupInverseSqrt(LambdaLR):
+    """Linear warm-up, then inverse-square-root decay: the Transformer's schedule (Vaswani et al.
+    2017, section 5.3, equation 3), stepped every optimizer step (``scheduler_interval: step``).
+
+    With ``s = t + 1`` the optimizer step number (1, 2, ...):
+
+    * ``d_model=None`` (default): ``lr_s = lr * min(s / warmup, sqrt(warmup / s))`` -- the
+      learning rate rises linearly to the optimizer's ``lr`` at ``s = warmup_steps``, then falls
+      as ``1 / sqrt(s)``; ``lr`` is the peak, the one number to tune;
+    * ``d_model=d``: the paper's formula as written, ``lr_s = lr * d^-0.5 * min(s^-0.5,
+      s * warmup^-1.5)`` with the optimizer's ``lr`` as the scale factor (the paper's is 1).
+
+    Both have the same shape; the first is the second normalised by its peak
+    ``d^-0.5 * warmup^-0.5``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 4000,
+                 d_model: int | None = None, last_epoch: int = -1):
+        if int(warmup_steps) < 1:
+            raise ValueError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
+        if d_model is not None and int(d_model) < 1:
+            raise ValueError(f"d_model must be a positive integer or null, got {d_model!r}")
+        self.warmup_steps, self.d_model = int(warmup_steps), d_model
+        super().__init__(optimizer, self._factor, last_epoch=last_epoch)
+
+    def _factor(self, t: int) -> float:
+        s, w = t + 1, self.warmup_steps
+        if self.d_model is None:
+            return min(s / w, (w / s) ** 0.5)
+        return self.d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5)
+

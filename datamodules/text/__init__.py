@@ -14,3 +14,16 @@ __all__ = [
     "UnknownTokenError", "collate_sequences", "collate_tagged", "locale_names", "tag_names", "word_tokens",
     "lee_corpus_path",
 ]
+from datamodules.text.sentiment import (IMDBDataModule, PolaritySentencesDataModule, SentimentDataModule,  # noqa: E402
+                                        SST2DataModule, collate_labelled, polarity_path)
+
+__all__ += ["IMDBDataModule", "PolaritySentencesDataModule", "SentimentDataModule", "SST2DataModule",
+            "collate_labelled", "polarity_path"]
+from datamodules.text.embeddings import (CooccurrenceDataModule, EmbeddingCorpusDataModule,  # noqa: E402
+                                         SkipGramDataModule)
+
+__all__ += ["CooccurrenceDataModule", "EmbeddingCorpusDataModule", "SkipGramDataModule"]
+from datamodules.text.translation import (DateTranslationDataModule, Multi30kDataModule,  # noqa: E402
+                                          NumberWordsDataModule, ParallelTextDataModule, collate_translation)
+__all__ += ["DateTranslationDataModule", "NumberWordsDataModule", "ParallelTextDataModule", "Multi30kDataModule",
+            "collate_translation"]

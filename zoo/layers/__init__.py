@@ -8,3 +8,12 @@ __all__ = [
     "get_activation", "example_shape", "ConvBNAct", "init_cnn_weights", "make_divisible", "scale_width",
     "DropPath", "InvertedResidual", "SqueezeExcitation",
 ]
+from zoo.layers.attention import (  # noqa: E402
+    AdditiveAttention, DotProductAttention, MultiHeadAttention, SinusoidalPositionalEncoding, causal_mask,
+    masked_softmax,
+)
+
+__all__ += [
+    "masked_softmax", "causal_mask", "AdditiveAttention", "DotProductAttention", "MultiHeadAttention",
+    "SinusoidalPositionalEncoding",
+]

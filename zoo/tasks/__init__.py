@@ -14,3 +14,14 @@ from zoo.tasks.tagging import TaggingTask
 __all__ = ["ZooTask", "ClassificationTask", "DetectionTask", "LanguageModelTask", "LocalizationTask",
            "MetricLearningTask", "MultiLabelTask", "RCNNTask", "SegmentationTask", "StyleTransferTask",
            "TaggingTask", "load_task"]
+from zoo.tasks.text_classification import TextClassificationTask  # noqa: E402
+
+__all__ += ["TextClassificationTask"]
+from zoo.tasks.embeddings import GloVeTask, SkipGramTask  # noqa: E402
+
+__all__ += ["GloVeTask", "SkipGramTask"]
+from zoo.tasks.trigger_word import TriggerWordTask  # noqa: E402
+
+__all__ += ["TriggerWordTask"]
+from zoo.tasks.seq2seq import Seq2SeqTask  # noqa: E402
+__all__ += ["Seq2SeqTask"]
