@@ -447,3 +447,21 @@ def test_suite_benchmarks_run_after_the_runs_and_resume(tmp_path):
     bad.write_text("experiments: [mlp_digits8x8]\nbenchmarks: ['rm -rf /']\n")
     with pytest.raises(bench.SuiteError, match="zoo command"):
         bench.load_suite(str(bad))
+
+
+def test_suite_composes_experiments_whose_net_needs_data_facts():
+    # a net sized by the data (${data_fact:vocab_size}) composes before the data is read: the fact
+    # is a placeholder that matches the value the recorded run resolved it to, and nothing else
+    import copy
+
+    from zoo.bench.suite import compose, same_config
+
+    wanted = compose("char_names_faker", 0, [])
+    assert str(wanted["model"]["vocab_size"]).startswith("<data fact vocab_size")
+    recorded = copy.deepcopy(wanted)
+    recorded["model"]["vocab_size"] = 57
+    assert same_config(wanted, recorded)
+    recorded["model"]["hidden_size"] += 1
+    assert not same_config(wanted, recorded)
+    del recorded["model"]["vocab_size"]
+    assert not same_config(wanted, recorded)

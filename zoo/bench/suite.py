@@ -123,8 +123,37 @@ def compose(experiment: str, seed: int, overrides: list[str]) -> dict:
         HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} interpolations resolve
         with open_dict(cfg):
             del cfg["hydra"]
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        # ${data_fact:...} (a vocabulary size ...) is known only once the data is read: it stays a
+        # placeholder here, which matches whatever value the recorded run resolved it to
+        raw = _hold_data_facts(OmegaConf.to_container(cfg, resolve=False))
+        plain = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     return _strip(plain)
+
+
+DATA_FACT = "<data fact "  # the placeholder's prefix
+
+
+def _hold_data_facts(node):
+    if isinstance(node, dict):
+        return {k: _hold_data_facts(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_hold_data_facts(v) for v in node]
+    if isinstance(node, str) and node.startswith("${data_fact:") and node.endswith("}"):
+        return f"{DATA_FACT}{node[len('${data_fact:'):-1]}>"
+    return node
+
+
+def same_config(wanted, recorded) -> bool:
+    """``recorded == wanted``, where a data-fact placeholder in ``wanted`` matches any value."""
+    if isinstance(wanted, str) and wanted.startswith(DATA_FACT):
+        return recorded is not None
+    if isinstance(wanted, dict):
+        return (isinstance(recorded, dict) and wanted.keys() == recorded.keys()
+                and all(same_config(v, recorded[k]) for k, v in wanted.items()))
+    if isinstance(wanted, list):
+        return (isinstance(recorded, list) and len(wanted) == len(recorded)
+                and all(same_config(a, b) for a, b in zip(wanted, recorded)))
+    return wanted == recorded
 
 
 def _drop_nones(node):
@@ -185,7 +214,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     todo = []
     for e, s in jobs:
         wanted = compose(e, s, suite["overrides"])
-        done = not force and recorded_config(reports_dir, e, s) == wanted
+        done = not force and same_config(wanted, recorded_config(reports_dir, e, s))
         todo.append((e, s, done))
     n_done = sum(d for *_, d in todo)
     _borrow_wall_times(book, [(e, s) for e, s, d in todo if d], reports_dir, suite["name"])
