@@ -285,6 +285,10 @@ def test_bleu_agrees_with_the_sacrebleu_package():
     plain.update(records, refs)
     theirs = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none", smooth_method="none").score
     assert 100 * float(plain.compute()) == pytest.approx(theirs, abs=1e-3)
+    chars = CorpusBLEU(chars=True)  # character BLEU: the same figure as SacreBLEU's char tokenizer
+    chars.update(records, refs)
+    theirs = sacrebleu.corpus_bleu(hyps, [refs], tokenize="char", smooth_method="none").score
+    assert 100 * float(chars.compute()) == pytest.approx(theirs, abs=1e-3)
 
 
 # -- the task, zoo-train and zoo-translate ---------------------------------------------------------

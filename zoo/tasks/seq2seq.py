@@ -8,7 +8,8 @@ with greedy search or beam search (``decode``, ``beam_width``, ``alpha``; ``zoo.
 up to ``max_tgt_len + max_len_extra`` tokens, and score the detokenized text:
 
 * ``exact_match``: the share of outputs identical to their reference (a ratio of counts);
-* ``bleu``: corpus BLEU (Papineni et al. 2002) on white-space tokens, torchmetrics' ``BLEUScore``;
+* ``bleu``: corpus BLEU (Papineni et al. 2002) on white-space tokens (characters when
+  ``bleu_tokenize`` is ``char``), torchmetrics' ``BLEUScore``;
 * ``sacrebleu``: corpus BLEU as ``sacrebleu`` computes it (Post 2018; torchmetrics'
   ``SacreBLEUScore``, tokenizer ``bleu_tokenize``); the test run stores the ``sacrebleu``
   package's signature beside it (``sacrebleu.signature``) and that package's own score on the
@@ -104,10 +105,19 @@ class ExactMatch(Metric):
 
 
 class CorpusBLEU(BLEUScore):
-    """torchmetrics' corpus BLEU fed with (records, reference texts): one reference per output."""
+    """torchmetrics' corpus BLEU fed with (records, reference texts): one reference per output.
+    With ``chars`` the tokens are the characters (white space dropped), as SacreBLEU's ``char``
+    tokenizer has them: a date is one word, and word 4-grams would score it 0."""
+
+    def __init__(self, chars: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.chars = bool(chars)
+
+    def _tokens(self, text: str) -> str:
+        return " ".join(text.replace(" ", "")) if self.chars else text
 
     def update(self, preds, target) -> None:
-        super().update([r[2] for r in preds], [[t] for t in target])
+        super().update([self._tokens(r[2]) for r in preds], [[self._tokens(t)] for t in target])
 
 
 class CorpusSacreBLEU(SacreBLEUScore):
@@ -200,7 +210,7 @@ class Seq2SeqTask(ZooTask):
     def build_metrics(self, prefix: str) -> MetricCollection:
         metrics: dict[str, Metric] = {"token_acc": TokenAccuracy()}
         if prefix != "train/":
-            metrics.update(exact_match=ExactMatch(), bleu=CorpusBLEU(),
+            metrics.update(exact_match=ExactMatch(), bleu=CorpusBLEU(chars=self.bleu_tokenize == "char"),
                            sacrebleu=CorpusSacreBLEU(tokenize=self.bleu_tokenize, lowercase=self.lowercase_bleu))
         return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
