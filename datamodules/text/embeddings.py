@@ -13,7 +13,7 @@ Corpora (``corpus``), all shipped in ``gensim/test/test_data`` (offline):
 
 * ``enwiki`` (default): ``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2``,
   206 English Wikipedia articles with their markup stripped by gensim's ``filter_wiki``; about
-  470k tokens, 9,100 words seen at least 5 times. It covers 241 of WordSim-353's 353 pairs,
+  480k tokens, 9,566 words seen at least 5 times. It covers 241 of WordSim-353's 353 pairs,
   505 of SimLex-999's 999 and 3,822 of the 19,544 analogy questions (min_count 5).
 * ``lee``: ``lee_background.cor``, 300 news stories, about 60k tokens; only 60 WordSim-353
   pairs, 95 SimLex pairs and 146 analogy questions are covered at min_count 5 -- too few for a
