@@ -5,3 +5,4 @@ from zoo.models import bag_of_embeddings  # noqa: E402,F401
 from zoo.models import embeddings  # noqa: E402,F401
 from zoo.models import trigger_word  # noqa: E402,F401
 from zoo.models import seq2seq  # noqa: E402,F401
+from zoo.models import ctc  # noqa: E402,F401

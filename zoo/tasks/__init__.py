@@ -25,3 +25,5 @@ from zoo.tasks.trigger_word import TriggerWordTask  # noqa: E402
 __all__ += ["TriggerWordTask"]
 from zoo.tasks.seq2seq import Seq2SeqTask  # noqa: E402
 __all__ += ["Seq2SeqTask"]
+from zoo.tasks.ctc import CTCTask  # noqa: E402
+__all__ += ["CTCTask"]
