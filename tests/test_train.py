@@ -98,6 +98,8 @@ def test_schedulers(tmp_path, quick, scheduler):
         assert lrs == [0.1] * 4
     elif scheduler == "onecycle":
         assert max(lrs) > lrs[-1] and lrs[-1] < 0.01
+    elif scheduler == "noam":  # linear warm-up (longer than these 4 short epochs) towards the optimizer's lr
+        assert all(a < b for a, b in zip(lrs, lrs[1:])) and lrs[-1] <= 0.1, lrs
     else:
         assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
         if scheduler == "inverse_time":  # lr_0 / (1 + epoch), read at the end of each epoch
