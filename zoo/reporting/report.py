@@ -261,7 +261,8 @@ def _metric_value(row: dict, key: str) -> list[float]:
     return row["val" if stage == "val" else "test"].get(key, [])
 
 
-def family_section(family: str, rows: list[dict], plot_rel: str | None) -> list[str]:
+def family_section(family: str, rows: list[dict], plot_rel: str | None,
+                   family_plots: list[tuple[str, str]] | None = None) -> list[str]:
     cols = _columns(rows)
     out = [f"\n## {family}\n"]
     head = (["experiment", "model", "data", "seeds"] + [h for _, h, _ in cols]
@@ -279,6 +280,8 @@ def family_section(family: str, rows: list[dict], plot_rel: str | None) -> list[
             f"| {r['hardware']} ×{r['devices']} | `{r['commit']}` |")
     if plot_rel:
         out.append(f"\n![{cols[0][1]} by experiment, and against FLOPs]({plot_rel})")
+    for rel, caption in family_plots or []:
+        out.append(f"\n{caption}\n\n![{caption}]({rel})")
     out.extend(transfer_table(rows, cols[0]))
     out.append(f"\n### {family}: plots of seed 0\n")
     for r in rows:
@@ -291,7 +294,8 @@ def family_section(family: str, rows: list[dict], plot_rel: str | None) -> list[
 
 
 def render_markdown(rows: list[dict], extras: list[tuple[str, str]] | None = None,
-                    comparison_plots: dict[str, str] | None = None) -> str:
+                    comparison_plots: dict[str, str] | None = None,
+                    family_plots: dict[str, list[tuple[str, str]]] | None = None) -> str:
     lines = [HEADER]
     if not rows:
         lines.append("\nNo recorded runs yet: `zoo-train record=true` records one.\n")
@@ -300,7 +304,8 @@ def render_markdown(rows: list[dict], extras: list[tuple[str, str]] | None = Non
     for r in rows:
         families[r["family"]].append(r)
     for family in sorted(families):
-        lines.extend(family_section(family, families[family], (comparison_plots or {}).get(family)))
+        lines.extend(family_section(family, families[family], (comparison_plots or {}).get(family),
+                                    (family_plots or {}).get(family)))
     if extras:
         lines.append("\n## Other benchmarks\n")
         for rel, title in extras:
@@ -345,6 +350,7 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
     runs = load_runs(reports_dir)
     rows = summarise(runs)
     plots_by_family: dict[str, str] = {}
+    extra_by_family: dict[str, list[tuple[str, str]]] = {}
     if rows:
         from zoo.reporting import plots
 
@@ -355,8 +361,13 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
             name = f"comparison_{family.lower().replace(' ', '_')}.png"
             if plots.comparison(fam_rows, reports_dir / name, metric=key, scale=scale, label=header):
                 plots_by_family[family] = name
+            cls = next((r["task_cls"] for r in fam_rows if r["task_cls"] is not None), None)
+            if cls is not None:
+                fam_runs = [rec for rec in runs if family_of(rec) == family]
+                extra_by_family[family] = cls.draw_family_plots(fam_runs, reports_dir)
     (reports_dir / "README.md").write_text(render_markdown(rows, extras=_extras(reports_dir),
-                                                          comparison_plots=plots_by_family))
+                                                          comparison_plots=plots_by_family,
+                                                          family_plots=extra_by_family))
     write_csv(runs, reports_dir / "results.csv")
     return reports_dir / "README.md"
 

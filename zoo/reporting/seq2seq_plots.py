@@ -32,10 +32,14 @@ def attention_heatmaps(examples: Sequence[dict], path: str | Path, title: str = 
     return save(fig, path)
 
 
+SMALL_BIN = 20
+
+
 def bleu_by_length(series: Mapping[str, Sequence[dict]], path: str | Path, metric: str = "sacrebleu",
                    title: str = "BLEU by source length") -> Path | None:
     """One line per name of ``series``: ``metric`` (``sacrebleu`` 0-100, or ``exact_match``)
-    against the middle of each source-length range (the records' ``bleu_by_src_len``)."""
+    against the middle of each source-length range (the records' ``bleu_by_src_len``). Ranges
+    holding fewer than ``SMALL_BIN`` test sources are drawn hollow: their score is noisy."""
     if not any(series.values()):
         return None
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -44,8 +48,12 @@ def bleu_by_length(series: Mapping[str, Sequence[dict]], path: str | Path, metri
             continue
         xs = [(r["src_len_min"] + r["src_len_max"]) / 2 for r in rows]
         ys = [r[metric] * (100 if metric == "exact_match" else 1) for r in rows]
-        ax.plot(xs, ys, marker="o", label=name)
-    ax.set_xlabel("source length (tokens)")
+        line, = ax.plot(xs, ys, marker="o", label=name)
+        small = [(x, y) for x, y, r in zip(xs, ys, rows) if r.get("count", SMALL_BIN) < SMALL_BIN]
+        if small:
+            ax.plot(*zip(*small), linestyle="none", marker="o", markersize=9, markerfacecolor="white", color=line.get_color(),
+                    markeredgecolor=line.get_color())
+    ax.set_xlabel(f"source length (tokens); hollow: fewer than {SMALL_BIN} sources")
     ax.set_ylabel("SacreBLEU" if metric == "sacrebleu" else f"{metric} (%)")
     ax.set_ylim(0, 102)
     ax.grid(alpha=0.3)

@@ -186,6 +186,13 @@ class ZooTask(L.LightningModule):
         (by default: the ``test_pictures`` the test run drew there)."""
         return [name for name in cls.test_pictures if (folder / name).is_file()]
 
+    @classmethod
+    def draw_family_plots(cls, runs: list[dict], folder: Path) -> list[tuple[str, str]]:
+        """Draw plots that compare the family's recorded runs (``runs``: their records, every
+        seed) into ``folder`` (the reports folder); return ``(file name, caption)`` pairs for the
+        family's report section. None by default."""
+        return []
+
     # -- pictures of held-out predictions --------------------------------------------------------
     # A task that shows its predictions keeps a few test examples (``keep_test_examples`` in its
     # step) and draws them at the end of the test epoch (``draw_test_examples``) into the run

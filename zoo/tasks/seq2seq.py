@@ -385,3 +385,39 @@ class Seq2SeqTask(ZooTask):
                                          folder / "bleu_by_length.png")
             drawn.append("bleu_by_length.png")
         return drawn
+
+    @classmethod
+    def draw_family_plots(cls, runs: list[dict], folder: Path) -> list[tuple[str, str]]:
+        """Per dataset: ``bleu_by_length_<dataset>.png``, test SacreBLEU by source length with
+        one line per experiment (the mean over its recorded seeds, per length range), so nets
+        with and without attention are compared on the same test split."""
+        from collections import defaultdict
+
+        from zoo.reporting import seq2seq_plots
+
+        by_data: dict[str, dict[str, list[list[dict]]]] = defaultdict(lambda: defaultdict(list))
+        for rec in runs:
+            if rec.get("bleu_by_src_len"):
+                by_data[rec.get("data", {}).get("dataset", "data")][rec["experiment"]].append(rec["bleu_by_src_len"])
+        out = []
+        for dataset in sorted(by_data):
+            series, seeds = {}, set()
+            for experiment in sorted(by_data[dataset]):
+                per_seed = by_data[dataset][experiment]
+                seeds.add(len(per_seed))
+                ranges: dict[tuple[int, int], list[dict]] = defaultdict(list)
+                for rows in per_seed:
+                    for r in rows:
+                        ranges[(r["src_len_min"], r["src_len_max"])].append(r)
+                series[experiment] = [
+                    {"src_len_min": lo, "src_len_max": hi, "count": group[0]["count"],
+                     "sacrebleu": sum(g["sacrebleu"] for g in group) / len(group),
+                     "exact_match": sum(g["exact_match"] for g in group) / len(group)}
+                    for (lo, hi), group in sorted(ranges.items()) if len(group) == len(per_seed)]
+            name = f"bleu_by_length_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png"
+            n = "/".join(str(k) for k in sorted(seeds))
+            title = f"{dataset}: test SacreBLEU by source length (mean of {n} seeds)"
+            if seq2seq_plots.bleu_by_length(series, folder / name, title=title):
+                out.append((name, f"{dataset}: test SacreBLEU by source length, one line per experiment "
+                                  f"(mean over its seeds; same test split)"))
+        return out
