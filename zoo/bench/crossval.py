@@ -58,6 +58,15 @@ def run_fold(experiment: str, seed: int, fold: int, run_dir: Path, overrides: li
     return train(cfg)
 
 
+def _reference(experiment: str, overrides: list[str]) -> dict | None:
+    """The paper's figure the experiment names (its ``reference``), or None."""
+    from omegaconf import OmegaConf
+
+    cfg = _compose(experiment, overrides)
+    ref = cfg.get("reference")
+    return OmegaConf.to_container(ref, resolve=True) if ref else None
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -106,6 +115,7 @@ def crossvalidate(experiment: str, seeds: list[int], out: Path, overrides: list[
     summary = summarise(experiment, runs)
     summary["num_folds"] = k
     summary["overrides"] = overrides
+    summary["reference"] = _reference(experiment, overrides)
     path = out / experiment / "crossval.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2) + "\n")
@@ -116,6 +126,38 @@ def crossvalidate(experiment: str, seeds: list[int], out: Path, overrides: list[
     return summary
 
 
+def write_report(summaries: list[dict], path: Path, command: str) -> Path:
+    """A Markdown table of cross-validated figures (``path``; ``path`` with ``.json`` beside it
+    holds the summaries): per experiment, every test metric's mean over folds, then mean ± std
+    over seeds; the paper's figure beside it where the experiment names one; the command."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for s in summaries for k in s["mean_over_folds"] if k != "test/loss"})
+    head = ["experiment", "folds x seeds", *keys, "test sentences per fold", "train time per fold (s)",
+            "reference (paper, setting)"]
+    lines = [f"# Cross-validation\n", f"Command: `{command}`\n",
+             "Every fold is in turn the test split; a figure is the mean over the folds (as Pang & Lee 2005 "
+             "report theirs), then its mean ± standard deviation over the seeds (every seed sees the same "
+             "folds, so the spread is that of training). Percentages.\n",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        cells = [f"{100 * s['mean_over_folds'][k]['mean']:.1f} ± {100 * s['mean_over_folds'][k]['std']:.1f}"
+                 if k in s["mean_over_folds"] else "—" for k in keys]
+        runs = list(s["runs"].values())
+        sizes = sorted({r["test_size"] for r in runs if r.get("test_size") is not None})
+        times = [r["train_time_s"] for r in runs if r.get("train_time_s") is not None]
+        ref = s.get("reference") or {}
+        shown_ref = (f"{ref['metric']} {100 * ref['value']:.1f}: {ref.get('source', '')}; {ref.get('setting', '')}"
+                     if ref.get("value") is not None else "—")
+        size = "—" if not sizes else str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+        time_cell = f"{statistics.fmean(times):.1f}" if times else "—"
+        lines.append(" | ".join([f"| {s['experiment']}", f"{len(s['folds'])} x {len(s['seeds'])}", *cells,
+                                 size, time_cell, shown_ref]) + " |")
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps({"command": command, "summaries": summaries}, indent=2) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m zoo.bench.crossval", description=__doc__.splitlines()[0])
     p.add_argument("experiments", nargs="+", help="experiment names (conf/experiment/), then any zoo-train "
@@ -124,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", default=None, help="comma-separated folds (default: all of data.num_folds)")
     p.add_argument("--out", default="outputs/crossval", help="folder of the fold runs and summaries")
     p.add_argument("--force", action="store_true", help="re-run folds already run")
+    p.add_argument("--report", default=None,
+                   help="also write a Markdown table of the figures here (and its .json beside it), "
+                        "e.g. reports/text/sentiment_crossval.md")
     args = p.parse_intermixed_args(argv)  # overrides may follow the options
     experiments = [e for e in args.experiments if "=" not in e]
     overrides = [e for e in args.experiments if "=" in e]
@@ -135,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-        for e in experiments:
-            crossvalidate(e, seeds, Path(args.out), overrides, args.force, folds)
+        summaries = [crossvalidate(e, seeds, Path(args.out), overrides, args.force, folds) for e in experiments]
+        if args.report:
+            argv_shown = sys.argv[1:] if argv is None else list(argv)
+            command = " ".join(["python -m zoo.bench.crossval", *argv_shown])
+            print(f"wrote {write_report(summaries, Path(args.report), command)}")
     except ValueError as err:
         print(f"crossval: {err}", file=sys.stderr)
         return 2

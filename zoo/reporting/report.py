@@ -380,6 +380,11 @@ _EXTRA_REPORTS = [
     ("data/README.md", "Data pipeline throughput against what the model consumes (`zoo-bench-data`)"),
     ("scaling/README.md", "Scaling: 1 vs 2 DDP processes, and GPUs when present (`zoo-bench-scaling`)"),
     ("precision/README.md", "bf16 mixed precision and torch.compile against fp32 eager (`zoo-bench-precision`)"),
+    ("style/README.md", "Neural style transfer, Gatys et al.: costs, images and timing (`zoo-style-report`)"),
+    ("text/word2vec_vs_gensim.md", "Word embeddings: our skip-gram and GloVe against gensim's Word2Vec "
+                                   "(`zoo-bench-word2vec`)"),
+    ("text/sentiment_crossval.md", "Sentiment classification, 10-fold cross-validation over 3 seeds "
+                                   "(`python -m zoo.bench.crossval`)"),
 ]
 
 
