@@ -347,4 +347,18 @@ def test_translate_command_errors(trained_dates, tmp_path, capsys):
     empty.write_text("\n  \n", encoding="utf-8")
     assert main([ckpt, str(empty)]) == 2 and "empty" in capsys.readouterr().err
     assert main([ckpt, str(tmp_path / "missing.txt")]) == 2 and "no such file" in capsys.readouterr().err
-    assert main([str(tmp_path / "none.ckpt"), str(bad)]) == 2 and "not found" in capsys.readouterr().err
+    assert main([str(tmp_path / "none.ckpt"), str(bad)]) == 2
+    assert "neither a checkpoint file nor a published weight" in capsys.readouterr().err
+
+
+@pytest.mark.skipif("attention_seq2seq.faker_dates" not in __import__("zoo.weights").weights.list_weights(),
+                    reason="the date-translation weight is not shipped")
+def test_translate_a_published_weight_by_name(tmp_path, capsys):
+    """The published attention model, loaded by name (hash-verified), translates dates it never
+    saw in the formats of its training locales."""
+    from zoo.cli.translate import main
+
+    src = tmp_path / "dates.txt"
+    src.write_text("15 mars 2021\nThursday, March 4, 2021\n22. Juni 1985\n", encoding="utf-8")
+    assert main(["attention_seq2seq.faker_dates", str(src), "--beam", "3"]) == 0
+    assert capsys.readouterr().out.split() == ["2021-03-15", "2021-03-04", "1985-06-22"]

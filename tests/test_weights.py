@@ -201,3 +201,23 @@ def test_imagenet_weights_with_a_new_head(tmp_path):
     torch.save(torchvision_model("resnet18").state_dict(), path)
     net = zoo.create_model("resnet18", pretrained="imagenet", pretrained_path=str(path), num_classes=10)
     assert net.pretrained_reinitialised == ["fc.bias", "fc.weight"]
+
+
+def test_export_is_byte_reproducible_and_loads_by_name(tmp_path, monkeypatch):
+    """Publishing the same checkpoint twice gives the same file (the same sha256), and the card
+    it writes loads by name, hash-verified, to the checkpoint's own tensors."""
+    from zoo.cli.train import train
+    from zoo.tasks import load_task
+
+    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.max_epochs=1",
+                         "trainer.enable_progress_bar=false", "logger=none", "callbacks=default"], tmp_path)
+    rec = train(cfg)
+    cards = [W.export_run(cfg.paths.output_dir, rec["best_checkpoint"], "toy", out_dir=tmp_path / f"w{i}")
+             for i in range(3)]
+    assert len({c.sha256 for c in cards}) == 1
+    assert (tmp_path / "w0" / cards[0].file).read_bytes() == (tmp_path / "w2" / cards[0].file).read_bytes()
+    monkeypatch.setattr(W, "PACKAGE_DIR", tmp_path / "w1")
+    state, card = W.load_weights(cards[0].name, download=False)
+    expected = load_task(rec["best_checkpoint"]).net.state_dict()
+    assert card.metrics == rec["test"] and set(state) == set(expected)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)

@@ -3,6 +3,7 @@
     zoo-translate outputs/date_attention_lstm/<time>/checkpoints/best.ckpt dates.txt
     echo "jeudi 4 mars 2021" | zoo-translate best.ckpt --beam 4 --alpha 0.6
     zoo-translate best.ckpt sources.txt --greedy --json
+    zoo-translate attention_seq2seq.faker_dates dates.txt      # a published weight, by name
 
 Each non-empty line of the file (or of standard input, with no file or ``-``) is one source;
 the translations are printed one per line, in order. The checkpoint rebuilds its net and task
@@ -21,15 +22,23 @@ from typing import Iterable
 
 
 def load_translator(ckpt: str):
-    """(task, datamodule) of a checkpoint written by ``zoo-train`` for a seq2seq task."""
+    """(task, datamodule) of a checkpoint written by ``zoo-train`` for a seq2seq task, or of a
+    published weight (``<architecture>.<tag>``, hash-verified; ``zoo-weights list``)."""
     from hydra.utils import instantiate
 
     from zoo.tasks import load_task
+    from zoo.weights import list_weights
 
     path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    task = load_task(path)
+    if path.is_file():
+        task = load_task(path)
+    elif ckpt in list_weights():
+        from zoo.cli.eval import task_from_weights
+
+        task = task_from_weights(ckpt)
+    else:
+        raise FileNotFoundError(f"{ckpt} is neither a checkpoint file nor a published weight "
+                                "(`zoo-weights list` names them)")
     if not hasattr(task, "generate") or not hasattr(task.net, "encode"):
         raise ValueError(f"{path} is a {type(task).__name__} checkpoint, not a sequence-to-sequence model")
     data_cfg = dict((task.run_config or {}).get("data") or {})
@@ -88,7 +97,8 @@ def translate(task, dm, lines: Iterable[tuple[int, str]], name: str = "<input>",
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo-translate", description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help="a checkpoint written by zoo-train for a seq2seq experiment (.ckpt)")
+    p.add_argument("checkpoint", help="a checkpoint written by zoo-train for a seq2seq experiment (.ckpt), "
+                                      "or a published weight by name (zoo-weights list)")
     p.add_argument("input", nargs="?", default=None, help="a text file, one source per line (default: stdin)")
     p.add_argument("--beam", type=int, default=None, help="beam search of this width (default: the run's decoding)")
     p.add_argument("--alpha", type=float, default=None, help="length normalization: score / len^alpha")

@@ -280,7 +280,9 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
     out_dir.mkdir(parents=True, exist_ok=True)
     file = f"{name}.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in task.net.state_dict().items()}
-    save_file(state, str(out_dir / file), metadata={"name": name, "architecture": spec["name"]})
+    # one metadata key: safetensors writes a dict's keys in hash order, so two keys would make
+    # exports of the same checkpoint differ byte for byte (and in sha256); the name holds both
+    save_file(state, str(out_dir / file), metadata={"name": name})
     config = task.run_config or {}
     data = record.get("data", {})
     card = WeightCard(
