@@ -34,6 +34,7 @@ from torchmetrics.regression import SpearmanCorrCoef
 
 from zoo.losses.embeddings import glove_loss, sgns_loss
 from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask
+from zoo.tasks.metrics import CountRatio
 from zoo.text_eval import (analogy_correct, gensim_eval_file, pair_similarities, read_analogies,
                            read_word_pairs)
 
@@ -61,27 +62,15 @@ class SetSpearman(SpearmanCorrCoef):
         return super().compute()
 
 
-class AnalogyAccuracy(Metric):
+class AnalogyAccuracy(CountRatio):
     """3CosAdd accuracy over the covered analogy questions: ``results["analogy"]`` is the
     per-question hit (N,) of 0.0 and 1.0. NaN when no question is covered."""
 
-    full_state_update = False
-    higher_is_better = True
+    empty_value = float("nan")
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("correct", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, results: dict, target: Any = None) -> None:
+    def counts(self, results: dict, target: Any = None):
         hits = results["analogy"]
-        self.correct += int(hits.sum())
-        self.total += len(hits)
-
-    def compute(self) -> torch.Tensor:
-        if self.total == 0:
-            return torch.tensor(float("nan"))
-        return self.correct.double() / self.total
+        return int(hits.sum()), len(hits)
 
 
 class Covered(Metric):

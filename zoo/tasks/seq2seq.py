@@ -35,6 +35,7 @@ from torchmetrics.text import BLEUScore, SacreBLEUScore
 
 from zoo.ops.decoding import Hypotheses, beam_search, greedy_decode
 from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask
+from zoo.tasks.metrics import CountRatio
 
 __all__ = ["Seq2SeqTask", "detokenize", "TokenAccuracy", "ExactMatch", "CorpusBLEU", "CorpusSacreBLEU",
            "sacrebleu_signature"]
@@ -62,46 +63,20 @@ def detokenize(tokens: Sequence[str], style: str) -> str:
 # -- metrics ------------------------------------------------------------------------------------
 # Validation and test outputs are per-example records (correct, total, hypothesis, source length)
 # with the reference text as target; training outputs are (B, 2) counts (correct, total).
-class TokenAccuracy(Metric):
+class TokenAccuracy(CountRatio):
     """Teacher-forced next-token accuracy: correct target tokens / target tokens."""
 
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("correct", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, preds, target) -> None:
+    def counts(self, preds, target):
         if isinstance(preds, torch.Tensor):  # (N, 2) counts
-            self.correct += preds[:, 0].sum().long()
-            self.total += preds[:, 1].sum().long()
-        else:
-            self.correct += sum(int(r[0]) for r in preds)
-            self.total += sum(int(r[1]) for r in preds)
-
-    def compute(self) -> torch.Tensor:
-        return self.correct.double() / self.total.clamp(min=1)
+            return preds[:, 0].sum().long(), preds[:, 1].sum().long()
+        return sum(int(r[0]) for r in preds), sum(int(r[1]) for r in preds)
 
 
-class ExactMatch(Metric):
+class ExactMatch(CountRatio):
     """Outputs identical to their reference / outputs."""
 
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("hits", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, preds, target) -> None:
-        self.hits += sum(int(r[2] == t) for r, t in zip(preds, target))
-        self.count += len(target)
-
-    def compute(self) -> torch.Tensor:
-        return self.hits.double() / self.count.clamp(min=1)
+    def counts(self, preds, target):
+        return sum(int(r[2] == t) for r, t in zip(preds, target)), len(target)
 
 
 class CorpusBLEU(BLEUScore):

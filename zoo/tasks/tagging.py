@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric, MetricCollection
 
 from zoo.tasks.base import OptimizerFactory, SchedulerFactory, ZooTask
+from zoo.tasks.metrics import CountRatio
 
 __all__ = ["TaggingTask", "entity_spans", "EntityF1", "TokenF1", "TokenAccuracy"]
 
@@ -93,24 +94,12 @@ class TokenF1(_Counts):
         self.fn += ((p != t) & (t != o)).sum()
 
 
-class TokenAccuracy(Metric):
+class TokenAccuracy(CountRatio):
     """Correct tags / real tokens."""
 
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("correct", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, preds: list[torch.Tensor], target: list[torch.Tensor]) -> None:
+    def counts(self, preds: list[torch.Tensor], target: list[torch.Tensor]):
         p, t = torch.cat(list(preds)), torch.cat(list(target))
-        self.correct += (p == t).sum()
-        self.total += t.numel()
-
-    def compute(self) -> torch.Tensor:
-        return self.correct.double() / self.total.clamp(min=1)
+        return (p == t).sum(), t.numel()
 
 
 class TaggingTask(ZooTask):
