@@ -40,8 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.audio.features import LogMel, read_wav
-from datamodules.audio.trigger_word import (SPLITS, TEST_VARIANTS, TRAIN_VARIANTS, VAL_VARIANTS,
-                                            UtteranceBank, make_background, stretch, voices_for)
+from datamodules.audio.trigger_word import SPLITS, UtteranceBank, make_background, split_voices, stretch
 from datamodules.base import ZooDataModule
 
 __all__ = ["SpokenDigitsSynthDataModule", "DIGIT_WORDS", "PHRASES", "ALPHABET", "encode_text", "decode_ids",
@@ -244,9 +243,7 @@ class SpokenDigitsSynthDataModule(ZooDataModule):
         return normalize_features(self.logmel(torch.from_numpy(np.asarray(wav, dtype=np.float32))))
 
     def split_voices(self) -> dict[str, list[str]]:
-        return {"train": voices_for(TRAIN_VARIANTS, self.voice_counts["train"], self.seed),
-                "val": voices_for(VAL_VARIANTS, self.voice_counts["val"], self.seed),
-                "test": voices_for(TEST_VARIANTS, self.voice_counts["test"], self.seed)}
+        return split_voices(self.voice_counts, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -48,6 +48,15 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 BACKGROUNDS = ("noise", "babble", "hum")
 
 
+def split_voices(voice_counts: dict[str, int], seed: int) -> dict[str, list[str]]:
+    """The voices of each split: training, validation and test voices come from disjoint sets of
+    eSpeak NG variants (``TRAIN_VARIANTS``, ``VAL_VARIANTS``, ``TEST_VARIANTS``), so held-out
+    clips are spoken by voices never heard in training."""
+    return {"train": voices_for(TRAIN_VARIANTS, voice_counts["train"], seed),
+            "val": voices_for(VAL_VARIANTS, voice_counts["val"], seed),
+            "test": voices_for(TEST_VARIANTS, voice_counts["test"], seed)}
+
+
 def voices_for(variants: Sequence[str], count: int, seed: int) -> list[str]:
     """``count`` (accent, variant) voices drawn without replacement, every variant used before
     any is used twice."""
@@ -291,9 +300,7 @@ class TriggerWordSynthDataModule(ZooDataModule):
         self.cache_dir = str(cache_dir) if cache_dir else None
 
     def split_voices(self) -> dict[str, list[str]]:
-        return {"train": voices_for(TRAIN_VARIANTS, self.voice_counts["train"], self.seed),
-                "val": voices_for(VAL_VARIANTS, self.voice_counts["val"], self.seed),
-                "test": voices_for(TEST_VARIANTS, self.voice_counts["test"], self.seed)}
+        return split_voices(self.voice_counts, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
