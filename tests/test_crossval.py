@@ -10,7 +10,8 @@ from zoo.bench import crossval
 
 
 def _run(acc: float, f1: float, size: int = 20) -> dict:
-    return {"test": {"test/acc": acc, "test/f1": f1, "test/loss": 0.5}, "train_time_s": 1.0, "data": {"test_size": size}}
+    return {"test": {"test/acc": acc, "test/f1": f1, "test/loss": 0.5}, "train_time_s": 1.0,
+            "data": {"test_size": size, "train_size": 162, "test_unk_rate": 0.25 + size / 100, "test_positive": 12}}
 
 
 def test_summary_is_mean_over_folds_then_over_seeds():
@@ -30,7 +31,7 @@ def test_report_table(tmp_path):
     path = crossval.write_report([s], tmp_path / "cv.md", "python -m zoo.bench.crossval sentiment_x")
     text = path.read_text()
     row = next(line for line in text.splitlines() if line.startswith("| sentiment_x"))
-    assert "| 2 x 1 | 60.0 ± 0.0 | 50.0 ± 0.0 | 20–21 | 1.0 | test/acc 76.1: Kim 2014; MR |" in row
+    assert "| 2 x 1 | 60.0 ± 0.0 | 50.0 ± 0.0 | 162 / 20–21 | 45.5 | 58.6 | 1.0 | test/acc 76.1: Kim 2014; MR |" in row
     assert "test/loss" not in text
     assert json.loads((tmp_path / "cv.json").read_text())["summaries"][0]["experiment"] == "sentiment_x"
 

@@ -85,7 +85,10 @@ def summarise(experiment: str, runs: dict[int, dict[int, dict]]) -> dict:
         "folds": sorted({f for folds in runs.values() for f in folds}),
         "runs": {f"seed{s}/fold{f}": {"test": r["test"], "val": r.get("val", {}), "train_time_s": r.get("train_time_s"),
                                       "fit_wall_s": r.get("fit_wall_s"), "epochs": r.get("epochs"),
-                                      "test_size": (r.get("data") or {}).get("test_size")}
+                                      "test_size": (r.get("data") or {}).get("test_size"),
+                                      "train_size": (r.get("data") or {}).get("train_size"),
+                                      "test_unk_rate": (r.get("data") or {}).get("test_unk_rate"),
+                                      "test_positive": (r.get("data") or {}).get("test_positive")}
                  for s, folds in sorted(runs.items()) for f, r in sorted(folds.items())},
         "per_seed_mean_over_folds": {f"seed{s}": m for s, m in per_seed.items()},
         "mean_over_folds": over_seeds,
@@ -126,6 +129,12 @@ def crossvalidate(experiment: str, seeds: list[int], out: Path, overrides: list[
     return summary
 
 
+def _span(runs: list[dict], key: str) -> str:
+    """The value of ``key`` over the runs: one number, ``lo–hi``, or — when none records it."""
+    values = sorted({r[key] for r in runs if r.get(key) is not None})
+    return "—" if not values else str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
 def write_report(summaries: list[dict], path: Path, command: str) -> Path:
     """A Markdown table of cross-validated figures (``path``; ``path`` with ``.json`` beside it
     holds the summaries): per experiment, every test metric's mean over folds, then mean ± std
@@ -133,7 +142,8 @@ def write_report(summaries: list[dict], path: Path, command: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = sorted({k for s in summaries for k in s["mean_over_folds"] if k != "test/loss"})
-    head = ["experiment", "folds x seeds", *keys, "test sentences per fold", "train time per fold (s)",
+    head = ["experiment", "folds x seeds", *keys, "train / test sentences per fold",
+            "test tokens unseen in training (%)", "chance: majority class of test (%)", "train time per fold (s)",
             "reference (paper, setting)"]
     lines = [f"# Cross-validation\n", f"Command: `{command}`\n",
              "Every fold is in turn the test split; a figure is the mean over the folds (as Pang & Lee 2005 "
@@ -144,15 +154,19 @@ def write_report(summaries: list[dict], path: Path, command: str) -> Path:
         cells = [f"{100 * s['mean_over_folds'][k]['mean']:.1f} ± {100 * s['mean_over_folds'][k]['std']:.1f}"
                  if k in s["mean_over_folds"] else "—" for k in keys]
         runs = list(s["runs"].values())
-        sizes = sorted({r["test_size"] for r in runs if r.get("test_size") is not None})
         times = [r["train_time_s"] for r in runs if r.get("train_time_s") is not None]
+        unseen = [r["test_unk_rate"] for r in runs if r.get("test_unk_rate") is not None]
         ref = s.get("reference") or {}
         shown_ref = (f"{ref['metric']} {100 * ref['value']:.1f}: {ref.get('source', '')}; {ref.get('setting', '')}"
                      if ref.get("value") is not None else "—")
-        size = "—" if not sizes else str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+        size = f"{_span(runs, 'train_size')} / {_span(runs, 'test_size')}"
+        unseen_cell = f"{100 * statistics.fmean(unseen):.1f}" if unseen else "—"
+        majority = [max(r["test_positive"], r["test_size"] - r["test_positive"]) / r["test_size"] for r in runs
+                    if r.get("test_positive") is not None and r.get("test_size")]
+        chance_cell = f"{100 * statistics.fmean(majority):.1f}" if majority else "—"
         time_cell = f"{statistics.fmean(times):.1f}" if times else "—"
         lines.append(" | ".join([f"| {s['experiment']}", f"{len(s['folds'])} x {len(s['seeds'])}", *cells,
-                                 size, time_cell, shown_ref]) + " |")
+                                 size, unseen_cell, chance_cell, time_cell, shown_ref]) + " |")
     path.write_text("\n".join(lines) + "\n")
     path.with_suffix(".json").write_text(json.dumps({"command": command, "summaries": summaries}, indent=2) + "\n")
     return path
