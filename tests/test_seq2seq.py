@@ -84,6 +84,25 @@ def test_number_words_match_num2words_and_detokenize_back():
     assert "-" in dm.tgt_vocab and "," in dm.tgt_vocab
 
 
+def test_number_lists_keep_their_numbers_apart_and_one_number_is_the_published_split():
+    one = NumberWordsDataModule(**SMALL, max_digits=6)
+    assert one.make_splits() == NumberWordsDataModule(**SMALL, max_digits=6, numbers_per_source=1).make_splits()
+    dm = NumberWordsDataModule(**SMALL, max_digits=6, numbers_per_source=3)
+    splits = dm.make_splits()
+    assert {k: len(v) for k, v in splits.items()} == {"train": SMALL["train_size"], "val": SMALL["val_size"],
+                                                      "test": SMALL["test_size"]}
+    counts = [src.count(" ; ") + 1 for src, _ in splits["train"]]
+    assert set(counts) == {1, 2, 3}
+    for src, tgt in splits["train"][:50]:
+        assert src.count(" ; ") == tgt.count("; ")  # one number for one number
+        assert detokenize(number_tokens(tgt), "words") == tgt  # "seven; eight" round-trips
+        assert ";" in number_tokens(tgt) or "; " not in tgt
+    numbers = {k: {n for _, t in v for n in t.split("; ")} for k, v in splits.items()}
+    assert not (numbers["train"] & numbers["test"]) and not (numbers["train"] & numbers["val"])
+    assert dm.describe()["numbers_per_source"] == 3
+    assert splits == NumberWordsDataModule(**SMALL, max_digits=6, numbers_per_source=3).make_splits()
+
+
 @pytest.mark.bad_input
 def test_bad_data_settings_are_refused():
     with pytest.raises(ValueError, match="100 years"):
@@ -94,6 +113,8 @@ def test_bad_data_settings_are_refused():
         NumberWordsDataModule(src_lang="klingon")
     with pytest.raises(ValueError, match="distinct numbers"):
         NumberWordsDataModule(max_digits=2, train_size=1000)
+    with pytest.raises(ValueError, match="numbers_per_source"):
+        NumberWordsDataModule(numbers_per_source=0)
     with pytest.raises(ValueError, match="augment must be null"):
         DateTranslationDataModule(augment={"x": 1})
 

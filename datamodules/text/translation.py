@@ -76,7 +76,7 @@ def render_date(date: _dt.date, pattern: str, locale: str, lowercase: bool = Tru
     return text.lower() if lowercase else text
 
 
-_NUMBER_TOKEN = re.compile(r"[^\s,\-]+|[,\-]")
+_NUMBER_TOKEN = re.compile(r"[^\s,;\-]+|[,;\-]")
 
 
 _CONVERTERS: dict[tuple[str, int], Any] = {}
@@ -109,8 +109,8 @@ def number_words(n: int, lang: str, max_digits: int = 15) -> str:
 
 
 def number_tokens(text: str) -> list[str]:
-    """Words, with hyphens and commas as tokens of their own:
-    ``"twenty-one thousand, two"`` -> ``["twenty", "-", "one", "thousand", ",", "two"]``."""
+    """Words, with hyphens, commas and semicolons (between the numbers of a list) as tokens of
+    their own: ``"twenty-one thousand, two"`` -> ``["twenty", "-", "one", "thousand", ",", "two"]``."""
     return _NUMBER_TOKEN.findall(text)
 
 
@@ -392,12 +392,19 @@ class NumberWordsDataModule(TranslationDataModule):
     count uniform; the distinct numbers drawn are shuffled with ``split_seed`` and cut into
     disjoint train / val / test sets of ``train_size``, ``val_size`` and ``test_size``.
 
+    With ``numbers_per_source`` K > 1 each example is a list of 1 to K numbers (the count
+    uniform), separated by ``;`` on both sides (``"sept ; huit cents"`` -> ``"seven; eight
+    hundred"``): sources up to K times longer, which is where an encoder-decoder that passes the
+    whole source through one vector falls behind one with attention (Bahdanau et al. 2015,
+    figure 2). No number of a validation or test list appears in a training list.
+
     Args:
         src_lang, tgt_lang: num2words language codes (``fr``, ``en``, ``es``, ``it``, ``pt`` ...;
             languages that write numbers as one compound word, such as ``de``, make a
             word-level vocabulary as large as the numbers).
         max_digits: the longest numbers (9: up to 999,999,999).
-        train_size, val_size, test_size, split_seed: as above.
+        train_size, val_size, test_size, split_seed: as above (counted in examples).
+        numbers_per_source: the most numbers in one example (1: one number, as published).
     """
 
     name = "number_words"
@@ -406,7 +413,7 @@ class NumberWordsDataModule(TranslationDataModule):
     def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
                  src_lang: str = "fr", tgt_lang: str = "en", max_digits: int = 7, train_size: int = 20000,
                  val_size: int = 1000, test_size: int = 2000, split_seed: int = 0, max_src_len: int = 64,
-                 augment: Any = None):
+                 numbers_per_source: int = 1, augment: Any = None):
         super().__init__(batch_size, eval_batch_size, num_workers, max_src_len, augment)
         where = type(self).__name__
         from num2words import CONVERTER_CLASSES
@@ -415,11 +422,12 @@ class NumberWordsDataModule(TranslationDataModule):
             if lang not in CONVERTER_CLASSES:
                 raise ValueError(f"{where}: {name}={lang!r} is not a num2words language (e.g. en, fr, es, it)")
         for name, value in (("max_digits", max_digits), ("train_size", train_size), ("val_size", val_size),
-                            ("test_size", test_size)):
+                            ("test_size", test_size), ("numbers_per_source", numbers_per_source)):
             _check_positive(where, name, value)
         if max_digits > 15:
             raise ValueError(f"{where}: max_digits must be at most 15, got {max_digits}")
-        total = int(train_size) + int(val_size) + int(test_size)
+        self.numbers_per_source = int(numbers_per_source)
+        total = (int(train_size) + int(val_size) + int(test_size)) * self.numbers_per_source
         available = 10 ** int(max_digits)
         if total > available // 2:
             raise ValueError(f"{where}: {total} distinct numbers asked for among only {available} with at most "
@@ -428,10 +436,20 @@ class NumberWordsDataModule(TranslationDataModule):
         self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
         self.split_seed = int(split_seed)
 
-    def draw_numbers(self) -> list[int]:
-        """``train + val + test`` distinct numbers, in the order drawn (reproducible from the seed)."""
+    def list_lengths(self) -> list[int]:
+        """How many numbers each example holds (val, then test, then train examples): all 1, or
+        uniform in 1 .. ``numbers_per_source`` (reproducible from the seed)."""
+        count = sum(self.sizes.values())
+        if self.numbers_per_source == 1:
+            return [1] * count
+        return np.random.default_rng([self.split_seed, 4]).integers(1, self.numbers_per_source + 1,
+                                                                     size=count).tolist()
+
+    def draw_numbers(self, want: int | None = None) -> list[int]:
+        """``want`` (default ``train + val + test``) distinct numbers, in the order drawn
+        (reproducible from the seed)."""
         rng = np.random.default_rng([self.split_seed, 2])
-        want = sum(self.sizes.values())
+        want = sum(self.sizes.values()) if want is None else int(want)
         seen: dict[int, None] = {}
         while len(seen) < want:
             digits = rng.integers(1, self.max_digits + 1, size=want)
@@ -444,14 +462,20 @@ class NumberWordsDataModule(TranslationDataModule):
         return list(seen)
 
     def make_splits(self) -> dict[str, list[tuple[str, str]]]:
-        numbers = self.draw_numbers()
+        lengths = self.list_lengths()
+        numbers = self.draw_numbers(sum(lengths))
         order = np.random.default_rng([self.split_seed, 3]).permutation(len(numbers))
         numbers = [numbers[i] for i in order]
+        lists, start = [], 0
+        for k in lengths:  # consecutive numbers make an example: no number is in two examples
+            lists.append(numbers[start:start + k])
+            start += k
         n_val, n_test = self.sizes["val"], self.sizes["test"]
-        parts = {"val": numbers[:n_val], "test": numbers[n_val:n_val + n_test], "train": numbers[n_val + n_test:]}
+        parts = {"val": lists[:n_val], "test": lists[n_val:n_val + n_test], "train": lists[n_val + n_test:]}
         d = self.max_digits
-        return {split: [(number_words(n, self.src_lang, d), number_words(n, self.tgt_lang, d)) for n in nums]
-                for split, nums in parts.items()}
+        return {split: [(" ; ".join(number_words(n, self.src_lang, d) for n in group),
+                         "; ".join(number_words(n, self.tgt_lang, d) for n in group)) for group in groups]
+                for split, groups in parts.items()}
 
     def src_tokens(self, text: str) -> list[str]:
         return number_tokens(text)
@@ -464,7 +488,8 @@ class NumberWordsDataModule(TranslationDataModule):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "src_lang": self.src_lang, "tgt_lang": self.tgt_lang,
-                "max_digits": self.max_digits, "split_seed": self.split_seed}
+                "max_digits": self.max_digits, "numbers_per_source": self.numbers_per_source,
+                "split_seed": self.split_seed}
 
 
 END_OF_WORD = "</w>"  # the subword tokenizer's end-of-word suffix: "house</w>" ends a word
