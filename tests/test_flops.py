@@ -191,3 +191,20 @@ def test_compute_report_gives_a_reason_for_every_figure_above_the_peak():
     assert "not explained by the count" in over_peak_note(row)
     row.update(infer_fraction_of_peak=0.99)
     assert over_peak_note(row) == ""
+
+
+def test_fused_lstm_is_counted_like_its_matrix_multiplies():
+    """On the CPU nn.LSTM runs as fused mkldnn layers, which torch's counter has no formula for:
+    the zoo counts each layer's two matrix multiplies per step, so an LSTM costs 4/3 of a GRU of
+    the same sizes (4 gates against 3), as the GRU's plain matrix multiplies are counted."""
+    from torch import nn
+
+    from zoo.flops import count_flops, count_train_flops
+
+    lstm = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+    gru = nn.GRU(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+    # per direction: layer 1 reads 8 inputs, layer 2 the 32 of both directions; 5 steps
+    expected = 2 * (2 * 5 * (64 * 8 + 64 * 16) + 2 * 5 * (64 * 32 + 64 * 16))
+    assert count_flops(lstm, (5, 8)) == expected
+    assert count_flops(gru, (5, 8)) * 4 == expected * 3
+    assert count_train_flops(lstm, (5, 8)) == 3 * expected

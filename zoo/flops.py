@@ -6,7 +6,7 @@ operations (activations, batch norm, pooling, additions, the loss) are not count
 usual convention of papers and of torchvision's model tables (they report GFLOPS = 2 x GMACs of
 the same operators).
 
-Two corrections to torch's own formulas, both installed by :func:`flop_counter`:
+Corrections to torch's own formulas, installed by :func:`flop_counter`:
 
 * Convolution backward. torch's formula for the weight gradient of a grouped convolution leaves
   out the group count, so it counts ``groups`` times the multiplies that are done (for a
@@ -21,6 +21,11 @@ Two corrections to torch's own formulas, both installed by :func:`flop_counter`:
   (10/12)^2 = 69% of its nominal taps inside the input, on a 2x2 map (4/6)^2 = 44%. With
   ``count_padding=False`` a convolution counts only the taps inside the input, in the forward
   and in both gradients. Transposed convolutions are always counted nominally.
+
+* Fused LSTM layers. On the CPU ``nn.LSTM`` runs as one ``aten.mkldnn_rnn_layer`` per layer
+  and direction, for which torch has no formula (an LSTM counted 0 FLOPs); here it counts its
+  two matrix multiplies per time step, as the GRU and RNN, which run as plain matrix
+  multiplies, are counted by torch.
 
 A training step (:func:`count_train_flops`) is counted by running the forward and the backward
 under the counter, in training mode (auxiliary heads included), with gradients for the
@@ -98,12 +103,29 @@ def _conv_backward_formula(count_padding: bool) -> Callable:
     return formula
 
 
+def _lstm_layer_forward(x_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.mkldnn_rnn_layer``, torch's fused LSTM layer on the CPU (one direction of one
+    layer), which ``FlopCounterMode`` has no formula for, so an ``nn.LSTM`` counted 0: every
+    step multiplies the input by ``W_ih`` (4H x I) and the state by ``W_hh`` (4H x H), for every
+    (time step, sequence) of the input (T x B, either order)."""
+    return 2 * prod(x_shape[:2]) * (prod(w_ih_shape) + prod(w_hh_shape))
+
+
+def _lstm_layer_backward(x_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """Its backward: the input and state gradients do the forward's multiplies once, and so do
+    the two weight gradients."""
+    return 2 * _lstm_layer_forward(x_shape, w_ih_shape, w_hh_shape)
+
+
 def flop_counter(count_padding: bool = True) -> FlopCounterMode:
     """A ``FlopCounterMode`` (no display) with the corrected convolution formulas of this module
     (see the module docstring): grouped-convolution backward counted right always, and with
     ``count_padding=False`` only the kernel taps inside the input counted. Formulas that take the
     argument layout of ``aten.convolution`` replace torch's; the others are torch's own."""
     mapping = {aten.convolution_backward: _conv_backward_formula(count_padding)}
+    if hasattr(aten, "mkldnn_rnn_layer"):  # torch's fused CPU LSTM
+        mapping[aten.mkldnn_rnn_layer] = _lstm_layer_forward
+        mapping[aten.mkldnn_rnn_layer_backward] = _lstm_layer_backward
     # same argument layout: (input, weight, bias, stride, padding, dilation, transposed, ...)
     for op in (aten.convolution, aten._convolution, aten.convolution_overrideable):
         mapping[op] = _conv_forward_formula(count_padding)
