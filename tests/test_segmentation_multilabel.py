@@ -103,3 +103,22 @@ def test_ignored_pixels_count_in_neither_the_loss_nor_the_metrics():
     masks[0, 0, 0] = 1
     loss, _, _ = task.shared_step((torch.zeros(1, 1, 16, 16), masks), "train")
     assert loss.item() == pytest.approx(torch.log(torch.tensor(3.0)).item())  # one pixel counted, not 256
+
+
+@pytest.mark.bad_input
+def test_background_weight_is_saved_as_given_and_reloads():
+    """background_weight stands for class_weights [w, 1, ..., 1]; the checkpoint's hyperparameters
+    keep the arguments as given, so the task rebuilds from them; contradictory weights are refused."""
+    net = zoo.create_model("unet", num_classes=3, image_size=16, base_width=4, depth=2)
+    task = SegmentationTask(net, num_classes=3, background_weight=0.1)
+    assert task.class_weights.tolist() == pytest.approx([0.1, 1.0, 1.0])
+    assert task.hparams["class_weights"] is None and task.hparams["background_weight"] == 0.1
+    again = SegmentationTask(net, **{k: v for k, v in task.hparams.items() if k in ("num_classes", "class_weights",
+                                                                                     "background_weight")})
+    assert torch.equal(again.class_weights, task.class_weights)
+    # what older checkpoints hold: the derived weights beside background_weight -- they agree
+    assert SegmentationTask(net, num_classes=3, class_weights=[0.1, 1, 1], background_weight=0.1) is not None
+    with pytest.raises(ValueError, match="not both"):
+        SegmentationTask(net, num_classes=3, class_weights=[0.5, 1, 1], background_weight=0.1)
+    with pytest.raises(ValueError, match="positive"):
+        SegmentationTask(net, num_classes=3, background_weight=0.0)

@@ -323,6 +323,27 @@ def test_the_net_outputs_a_grid_of_anchor_predictions():
         zoo.create_model("yolo_tiny", image_size=100)
 
 
+@pytest.mark.bad_input
+def test_given_anchors_are_kept_and_published():
+    """A published weight's card holds the task's anchors (they are not the net's tensors); given
+    back to the task they are used as they are, and malformed ones are refused."""
+    from zoo.tasks.detection import DetectionTask
+
+    net = zoo.create_model("yolo_tiny")
+    anchors = [[12.5, 18.25], [19.0, 23.5], [26.75, 29.0]]
+    task = DetectionTask(net, num_classes=10, anchors=anchors)
+    assert task.anchors.tolist() == anchors and task.published_facts() == {"anchors": anchors}
+    assert "anchors" in DetectionTask.data_facts_used
+    with pytest.raises(ValueError, match="no anchors yet"):  # without them, a task must train first
+        DetectionTask(net, num_classes=10).shared_step(
+            {"image": torch.zeros(1, 1, 96, 96), "targets": [{"boxes": torch.zeros(0, 4),
+                                                              "labels": torch.zeros(0, dtype=torch.long)}]}, "val")
+    with pytest.raises(ValueError, match="3 positive"):
+        DetectionTask(net, num_classes=10, anchors=[[1.0, 2.0]])
+    with pytest.raises(ValueError, match="3 positive"):
+        DetectionTask(net, num_classes=10, anchors=[[1.0, 2.0], [0.0, 1.0], [3.0, 3.0]])
+
+
 def test_a_few_steps_reduce_the_loss():
     torch.manual_seed(0)
     net = zoo.create_model("yolo_tiny", widths=(8, 8, 16, 16), neck=(32,))

@@ -186,6 +186,13 @@ class ZooTask(L.LightningModule):
         (by default: the ``test_pictures`` the test run drew there)."""
         return [name for name in cls.test_pictures if (folder / name).is_file()]
 
+    def published_facts(self) -> dict:
+        """What a published weight's card must hold beside the net's tensors for this task to use
+        them (e.g. a detector's anchors): stored in the card's ``data_facts`` by
+        ``zoo-weights export`` and handed back to ``__init__`` (list the keys in
+        ``data_facts_used``). None by default."""
+        return {}
+
     @classmethod
     def draw_family_plots(cls, runs: list[dict], folder: Path) -> list[tuple[str, str]]:
         """Draw plots that compare the family's recorded runs (``runs``: their records, every
@@ -327,7 +334,9 @@ class ZooTask(L.LightningModule):
         self._flush("test", end_of_epoch=True)
         trainer = self._trainer
         if self._test_examples is not None and trainer is not None and trainer.is_global_zero:
-            self.draw_test_examples(self._test_examples, Path(trainer.default_root_dir))
+            folder = Path(trainer.default_root_dir)  # zoo-eval's folder may not exist yet
+            folder.mkdir(parents=True, exist_ok=True)
+            self.draw_test_examples(self._test_examples, folder)
 
     # -- optimisation ---------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):

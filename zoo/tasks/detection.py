@@ -73,7 +73,7 @@ class DetectionTask(ZooTask):
     family = "Detection"
     batch_contract = ("(images, targets): images float32 (B, C, S, S); targets a list of B dicts with "
                       "'boxes' (n, 4) float32 xyxy pixels and 'labels' (n,) int64, any n >= 0")
-    data_facts_used = ("class_names",)
+    data_facts_used = ("class_names", "anchors")  # anchors: a published weight's card holds them
     primary_metric = "map50"
     higher_is_better = True
 
@@ -83,7 +83,7 @@ class DetectionTask(ZooTask):
                  conf_threshold: float = 0.05, nms_iou: float = 0.5, max_detections: int = 100,
                  anchor_seed: int = 0, class_names: Sequence[str] | None = None,
                  gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
-                 accumulate_grad_batches: int = 1):
+                 accumulate_grad_batches: int = 1, anchors: Sequence[Sequence[float]] | None = None):
         super().__init__(net, optimizer, scheduler, scheduler_interval, gradient_clip_val,
                          gradient_clip_algorithm, accumulate_grad_batches)
         for attr in ("num_anchors", "stride", "grid"):
@@ -96,6 +96,12 @@ class DetectionTask(ZooTask):
         self.anchor_seed = anchor_seed
         self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
         self.register_buffer("anchors", torch.zeros(net.num_anchors, 2))  # (w, h) pixels; set in on_fit_start
+        if anchors is not None:  # given (a published weight's anchors): kept, not chosen again
+            given = torch.as_tensor(anchors, dtype=torch.float32)
+            if given.shape != self.anchors.shape or not bool((given > 0).all()):
+                raise ValueError(f"anchors must be {net.num_anchors} positive (w, h) pairs in pixels, one per "
+                                 f"anchor of the net, got {anchors!r}")
+            self.anchors.copy_(given)
         self.anchor_iou: float | None = None
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.init_metrics()
@@ -104,6 +110,10 @@ class DetectionTask(ZooTask):
         if prefix == "train/":
             return MetricCollection({}, prefix=prefix)
         return MetricCollection({"map50": MAP("map_50"), "map": MAP("map")}, prefix=prefix, compute_groups=False)
+
+    def published_facts(self) -> dict:
+        """The anchors, in full precision: they are the task's, not the net's, and decode its outputs."""
+        return {"anchors": self.anchors.tolist()}
 
     @classmethod
     def report_columns(cls) -> list[tuple[str, str, float]]:

@@ -95,18 +95,22 @@ class SegmentationTask(ZooTask):
             raise ValueError(f"num_classes counts background and the object classes: at least 2, got {num_classes}")
         self.num_classes = int(num_classes)
         self.ignore_index = None if ignore_index is None else int(ignore_index)
+        weights = None if class_weights is None else [float(w) for w in class_weights]
         if background_weight is not None:
-            if class_weights is not None:
-                raise ValueError("give class_weights or background_weight, not both (background_weight is "
-                                 "class_weights with the background's weight and 1 for every object class)")
             if not float(background_weight) > 0:
                 raise ValueError(f"background_weight must be positive, got {background_weight!r}")
-            class_weights = [float(background_weight)] + [1.0] * (self.num_classes - 1)
-        if class_weights is not None and len(class_weights) != self.num_classes:
-            raise ValueError(f"class_weights has {len(class_weights)} values, one per class of the map "
+            derived = [float(background_weight)] + [1.0] * (self.num_classes - 1)
+            # both are accepted only when they agree: checkpoints written before the hyperparameters
+            # were saved from the arguments as given hold the derived weights beside background_weight
+            if weights is not None and weights != derived:
+                raise ValueError("give class_weights or background_weight, not both (background_weight is "
+                                 "class_weights with the background's weight and 1 for every object class)")
+            weights = derived
+        if weights is not None and len(weights) != self.num_classes:
+            raise ValueError(f"class_weights has {len(weights)} values, one per class of the map "
                              f"({self.num_classes}, background included) is needed")
-        self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32)
-                             if class_weights is not None else None, persistent=False)
+        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32)
+                             if weights is not None else None, persistent=False)
         names = list(class_names) if class_names else [str(i) for i in range(self.num_classes - 1)]
         self.class_names = ["background", *names]
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])

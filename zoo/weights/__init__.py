@@ -291,8 +291,9 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
         dataset=data.get("dataset", ""), metrics=record.get("test", {}),
         split={"name": "test", "size": data.get("test_size"), "split_seed": config.get("data", {}).get("split_seed")},
         num_classes=data.get("num_classes", 0), class_names=data.get("class_names", []),
-        data_facts={k: v for k, v in record.get("data_facts", {}).items()
-                    if k not in ("num_classes", "class_names", "in_chans", "image_size", "input_shape")},
+        data_facts={**{k: v for k, v in record.get("data_facts", {}).items()
+                       if k not in ("num_classes", "class_names", "in_chans", "image_size", "input_shape")},
+                    **task.published_facts()},
         preprocessing={k: v for k, v in config.get("data", {}).items() if k not in ("augment", "data_dir")},
         config=config, commit=(record.get("git") or {}).get("commit", ""), command=record.get("command", ""),
         license=license, urls=list(urls or []),
