@@ -391,7 +391,7 @@ class Seq2SeqTask(ZooTask):
                     for (lo, hi), group in sorted(ranges.items()) if len(group) == len(per_seed)]
             name = f"bleu_by_length_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png"
             n = "/".join(str(k) for k in sorted(seeds))
-            title = f"{dataset}: test SacreBLEU by source length (mean of {n} seeds)"
+            title = f"{dataset}: test SacreBLEU by source length (mean of {n} seed{'' if seeds == {1} else 's'})"
             if seq2seq_plots.bleu_by_length(series, folder / name, title=title):
                 out.append((name, f"{dataset}: test SacreBLEU by source length, one line per experiment "
                                   f"(mean over its seeds; same test split)"))
