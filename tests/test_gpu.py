@@ -33,3 +33,24 @@ def test_training_on_the_gpu_records_the_device(tmp_path, precision):
     rec = train(cfg)
     assert rec["hardware"]["gpu"] == torch.cuda.get_device_name(0)
     assert rec["throughput_samples_per_s"] > 0 and rec["test"]["test/acc"] > 0.8
+
+
+def test_the_scaling_benchmark_refuses_an_unknown_kind_and_gpu_rows_without_cuda(capsys):
+    from zoo.bench.scaling import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["--kinds", "tpu"])
+    assert err.value.code == 2 and "--kinds takes cpu, gpu or both" in capsys.readouterr().err
+    if torch.cuda.device_count() == 0:
+        with pytest.raises(SystemExit) as err:
+            main(["--kinds", "gpu"])
+        assert err.value.code == 2 and "needs a machine with CUDA" in capsys.readouterr().err
+
+
+def test_a_copy_of_the_tree_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
+    from zoo.runinfo import git_info
+
+    monkeypatch.setenv("ZOO_GIT_COMMIT", "0123456789abcdef")
+    assert git_info(tmp_path) == {"commit": "0123456789abcdef", "dirty": None}
+    monkeypatch.delenv("ZOO_GIT_COMMIT")
+    assert git_info(tmp_path) == {"commit": None, "dirty": None}

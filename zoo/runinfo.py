@@ -60,7 +60,9 @@ def git_info(cwd: str | Path | None = None) -> dict:
                                     cwd=cwd, capture_output=True, text=True, check=True).stdout.strip())
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
+        # a copy of the tree without its .git (a container image, a tarball): the commit it was
+        # made from may be given in ZOO_GIT_COMMIT; whether the copy was changed is then unknown
+        return {"commit": os.environ.get("ZOO_GIT_COMMIT") or None, "dirty": None}
 
 
 def machine_line() -> str:

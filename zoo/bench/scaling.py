@@ -73,7 +73,8 @@ def run_one(overrides: list[str], config: dict, epochs: int, run_dir: Path) -> d
     last = history[-1]
     return {"examples_per_s": per_epoch / steady, "epoch_s": steady, "examples_per_epoch": per_epoch,
             "val_acc": float(last["val/acc"]) if last.get("val/acc") else None,
-            "devices": record.get("devices"), "strategy": record.get("strategy")}
+            "devices": record.get("devices"), "strategy": record.get("strategy"),
+            "gpu": (record.get("hardware") or {}).get("gpu")}
 
 
 def run(overrides: list[str], epochs: int, repeats: int, configs: list[dict]) -> dict:
@@ -94,7 +95,8 @@ def run(overrides: list[str], epochs: int, repeats: int, configs: list[dict]) ->
                      "examples_per_s": statistics.median(x["examples_per_s"] for x in runs),
                      "epoch_s": statistics.median(x["epoch_s"] for x in runs),
                      "examples_per_epoch": runs[0]["examples_per_epoch"],
-                     "val_acc": [x["val_acc"] for x in runs], "runs": runs})
+                     "val_acc": [x["val_acc"] for x in runs], "runs": runs,
+                     "device_name": runs[0]["gpu"] if c["kind"] == "gpu" else None})
     for row in rows:
         base = next(x for x in rows if x["kind"] == row["kind"] and x["processes"] == 1)
         row["speedup"] = row["examples_per_s"] / base["examples_per_s"]
@@ -121,10 +123,14 @@ def render(res: dict, command: str) -> str:
     ]
     for r in res["rows"]:
         accs = ", ".join(f"{100 * a:.2f}%" for a in r["val_acc"] if a is not None)
-        lines.append(f"| {r['name']} (`{' '.join(r['overrides'])}`) | {r['processes']} | {r['examples_per_s']:,.0f} "
+        device = f", {r['device_name']}" if r.get("device_name") else ""
+        lines.append(f"| {r['name']} (`{' '.join(r['overrides'])}`{device}) | {r['processes']} | {r['examples_per_s']:,.0f} "
                      f"| {r['epoch_s']:.3f} | {r['speedup']:.2f}x | {100 * r['efficiency']:.0f}% | {accs} |")
     if not any(r["kind"] == "gpu" for r in res["rows"]):
         lines += ["", "No GPU on this machine: run the same command on one to add the GPU rows."]
+    gpus = sorted({r["device_name"] for r in res["rows"] if r.get("device_name")})
+    if gpus:
+        lines += ["", "GPU: " + ", ".join(gpus) + "."]
     lines += ["", "## Method", "", "Each configuration " + doc, "", machine_line() + ".", ""]
     return "\n".join(lines)
 
@@ -135,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default="reports/scaling")
+    p.add_argument("--kinds", default="cpu,gpu",
+                   help="device kinds to run, comma-separated (default: cpu,gpu; gpu rows only where CUDA is)")
     args = p.parse_args(argv)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"cpu", "gpu"}:
+        p.error(f"--kinds takes cpu, gpu or both, comma-separated; got {args.kinds!r}")
     if args.epochs < 2:
         p.error("--epochs must be at least 2 (the first epoch of each run is warm-up)")
     if any(o.startswith("trainer=") for o in args.overrides):
@@ -145,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if not dist.is_available() or not dist.is_gloo_available():
         p.error("torch.distributed with the gloo backend is needed for the DDP runs")
     command = "zoo-bench-scaling " + " ".join(argv if argv is not None else sys.argv[1:])
-    res = run(args.overrides, args.epochs, args.repeats, configurations())
+    configs = [c for c in configurations() if c["kind"] in kinds]
+    if not configs:
+        p.error("no configuration to run: --kinds gpu needs a machine with CUDA (torch.cuda.device_count() is 0)")
+    res = run(args.overrides, args.epochs, args.repeats, configs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps(res, indent=2) + "\n")
