@@ -143,3 +143,14 @@ def test_two_nodes_train_as_one_node_of_two_processes(launcher, one_node_two_pro
     assert rec["confusion_matrix"] == ref["confusion_matrix"]
     figures = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
     assert figures(_history(run_dir)) == figures(_history(ref_dir))  # every epoch's figures; times aside
+
+
+def test_siamese_batches_of_p_classes_by_k_train_under_ddp(tmp_path):
+    """The Siamese family's P x K batch sampler takes Lightning's distributed sampler: two
+    processes train, each on its own share of every epoch."""
+    run_dir = tmp_path / "run"
+    _run([sys.executable, "-m", "zoo.cli.train", "experiment=siamese_triplet_mnist5k", "trainer=ddp_cpu",
+          "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "test=false",
+          "trainer.enable_progress_bar=false", "logger=csv", f"hydra.run.dir={run_dir}"])
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    assert rec["devices"] == 2 and rec["strategy"] == "DDPStrategy" and rec["global_steps"] == 3

@@ -49,6 +49,34 @@ def test_pk_batches_hold_p_classes_of_k_and_follow_the_seed():
     assert other != batches
 
 
+def test_pk_batches_under_ddp_come_from_each_process_own_share_of_the_data():
+    """Lightning hands a ``DistributedSampler`` to the batch sampler of each DDP process: the
+    processes then draw disjoint examples, as many batches each, and a new share every epoch."""
+    from torch.utils.data import DistributedSampler
+
+    labels = torch.arange(6).repeat_interleave(10)
+    single = PKBatchSampler(labels, p=3, k=4)
+    assert single.batch_size == 12 and single.drop_last and isinstance(single.sampler, torch.utils.data.RandomSampler)
+
+    def epoch(rank, e):
+        dist = DistributedSampler(range(len(labels)), num_replicas=2, rank=rank, shuffle=True, seed=0)
+        dist.set_epoch(e)
+        sampler = PKBatchSampler(labels, p=3, k=2, batches_per_epoch=8, generator=torch.Generator().manual_seed(0),
+                                 sampler=dist)
+        return set(dist), list(sampler)
+
+    for e in (0, 1):
+        (share0, batches0), (share1, batches1) = epoch(0, e), epoch(1, e)
+        assert not share0 & share1 and len(share0) == len(share1) == 30
+        assert len(batches0) == len(batches1) == 4  # the epoch's 8 batches, shared out
+        for share, batches in ((share0, batches0), (share1, batches1)):
+            for b in batches:
+                assert set(b) <= share
+                classes, counts = torch.unique(labels[b], return_counts=True)
+                assert len(classes) == 3 and counts.tolist() == [2, 2, 2]
+    assert epoch(0, 0)[0] != epoch(0, 1)[0]  # reshuffled between epochs
+
+
 @bad_input
 def test_pk_sampler_refuses_impossible_batches():
     labels = torch.tensor([0, 0, 1, 1])

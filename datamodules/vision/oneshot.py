@@ -15,13 +15,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, TensorDataset
 
 from datamodules.base import stratified_split
 from datamodules.vision.embedded import MNIST5kDataModule, load_mnist5k
 
 
-class PKBatchSampler(Sampler[list[int]]):
+class PKBatchSampler(BatchSampler):
     """Batches of ``p`` distinct classes x ``k`` distinct examples of each. Each class's
     examples are shuffled and dealt ``k`` at a time; when fewer than ``k`` are left they are
     shuffled again (a class with fewer than ``k`` examples repeats some within a batch).
@@ -30,17 +30,26 @@ class PKBatchSampler(Sampler[list[int]]):
     as torch's own ``RandomSampler`` does -- so the batches follow from the training seed
     (``seed_everything``) and a resumed run draws what the uninterrupted one would have.
 
+    Several processes (DDP): Lightning gives this batch sampler a ``DistributedSampler`` as its
+    ``sampler`` (it follows ``BatchSampler``'s interface for that). Each process then draws its
+    batches from the examples that sampler deals it this epoch -- disjoint shares, reshuffled
+    every epoch -- and every process makes the same number of batches: the whole epoch's
+    (``batches_per_epoch``, or its default) divided by the number of processes.
+
     Args:
         labels: (N,) the class of every example.
         p: classes per batch (at most the number of classes).
         k: examples per class in a batch (>= 2: an anchor needs a positive).
         batches_per_epoch: default ``N // (p * k)`` (about one pass over the data).
         generator: optional ``torch.Generator`` the epochs' seeds come from.
+        sampler: the examples to draw from, e.g. this process's ``DistributedSampler``; by default
+            every example (the sampler shown is then a ``RandomSampler``, as the draws are random).
     """
 
     def __init__(self, labels: Sequence[int] | torch.Tensor, p: int, k: int, batches_per_epoch: int | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, sampler: Sampler[int] | None = None):
         labels = torch.as_tensor(labels).view(-1).long()
+        self.labels = labels
         self.classes = torch.unique(labels)
         if not isinstance(p, int) or not 1 <= p <= len(self.classes):
             raise ValueError(f"PKBatchSampler: p (classes per batch) must be an int in 1..{len(self.classes)} "
@@ -50,8 +59,15 @@ class PKBatchSampler(Sampler[list[int]]):
                              f"positive, got {k!r}")
         self.members = [(labels == c).nonzero().squeeze(1) for c in self.classes]
         self.p, self.k = p, k
-        self.num_batches = int(batches_per_epoch) if batches_per_epoch else max(1, len(labels) // (p * k))
+        self.batches_per_epoch = batches_per_epoch
+        total = int(batches_per_epoch) if batches_per_epoch else max(1, len(labels) // (p * k))
+        self.shared = sampler is not None
+        self.num_batches = max(1, total // int(getattr(sampler, "num_replicas", 1))) if self.shared else total
         self.generator = generator
+        # what Lightning reads: the sampler it replaces under DDP (a RandomSampler tells it the
+        # order is shuffled, so the DistributedSampler it gives back shuffles every epoch too)
+        self.sampler = sampler if self.shared else RandomSampler(range(len(labels)), generator=generator)
+        self.batch_size, self.drop_last = p * k, True
 
     def __len__(self) -> int:
         return self.num_batches
@@ -59,17 +75,22 @@ class PKBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())
         g = torch.Generator().manual_seed(seed)
-        queues = [m[torch.randperm(len(m), generator=g)] for m in self.members]
-        heads = [0] * len(self.members)
+        members = self.members
+        if self.shared:  # only the examples this process was dealt, class by class
+            pool = torch.as_tensor(list(self.sampler), dtype=torch.long)
+            members = [m for m in ((pool[self.labels[pool] == c]) for c in self.classes) if len(m)]
+        p = min(self.p, len(members))
+        queues = [m[torch.randperm(len(m), generator=g)] for m in members]
+        heads = [0] * len(members)
         for _ in range(self.num_batches):
             batch: list[int] = []
-            for c in torch.randperm(len(self.members), generator=g)[: self.p].tolist():
+            for c in torch.randperm(len(members), generator=g)[:p].tolist():
                 taken: list[int] = []
                 if len(queues[c]) - heads[c] < self.k <= len(queues[c]):
                     heads[c] = len(queues[c])  # too few left for a batch: the leftovers wait for the next shuffle
                 while len(taken) < self.k:
                     if heads[c] >= len(queues[c]):  # used up: a fresh shuffle of the class
-                        queues[c] = self.members[c][torch.randperm(len(self.members[c]), generator=g)]
+                        queues[c] = members[c][torch.randperm(len(members[c]), generator=g)]
                         heads[c] = 0
                     n = min(self.k - len(taken), len(queues[c]) - heads[c])
                     taken += queues[c][heads[c]: heads[c] + n].tolist()

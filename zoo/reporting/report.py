@@ -226,10 +226,15 @@ def _flops(value: int | None) -> str:
     return format_flops(value) if value is not None else "—"
 
 
+def _family_task_class(rows: list[dict]):
+    """The task class of a family's summary rows (the first that this process knows), or None."""
+    return next((r["task_cls"] for r in rows if r["task_cls"] is not None), None)
+
+
 def _columns(rows: list[dict]) -> list[tuple[str, str, float]]:
     """The family's report columns (from its task class); for a family unknown in this process,
     its test metrics."""
-    cls = next((r["task_cls"] for r in rows if r["task_cls"] is not None), None)
+    cls = _family_task_class(rows)
     if cls is not None:
         return cls.report_columns()
     keys = sorted({k for r in rows for k in r["test"]})
@@ -361,7 +366,7 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
             name = f"comparison_{family.lower().replace(' ', '_')}.png"
             if plots.comparison(fam_rows, reports_dir / name, metric=key, scale=scale, label=header):
                 plots_by_family[family] = name
-            cls = next((r["task_cls"] for r in fam_rows if r["task_cls"] is not None), None)
+            cls = _family_task_class(fam_rows)
             if cls is not None:
                 fam_runs = [rec for rec in runs if family_of(rec) == family]
                 extra_by_family[family] = cls.draw_family_plots(fam_runs, reports_dir)
