@@ -194,6 +194,7 @@ def test_zoo_trigger_writes_chimed_wav_and_plot(tmp_path):
     assert (tmp_path / "speech_chimed.png").stat().st_size > 1000
     bad = write_wav(tmp_path / "slow.wav", np.zeros(8000), 8000)
     assert main([str(ckpt), str(bad)]) == 2  # a wrong sample rate: one line, exit 2
+    assert main([str(tmp_path / "missing.ckpt"), str(wav)]) == 2  # neither a file nor a published weight
 
 
 def _write_speech_commands(root, words=("yes", "no"), per_word=4):
@@ -227,3 +228,33 @@ def test_speech_commands_missing_files_are_named(tmp_path):
     (tmp_path / "sc" / "testing_list.txt").unlink()
     with pytest.raises(DatasetNotFoundError, match="testing_list.txt"):
         SpeechCommandsDataModule(root=str(tmp_path / "sc")).setup()
+
+
+def test_the_published_trigger_word_weights_chime_after_each_activate_of_held_out_clips(tmp_path):
+    """``zoo-trigger <published name> <wav>`` on the first held-out test clips that hold the
+    trigger word (voices never heard in training): one chime per "activate", each just after the
+    word ends, and none for the other words."""
+    from hydra.utils import instantiate
+
+    from zoo.cli.eval import task_from_weights
+    from zoo.cli.trigger import run
+
+    name = "trigger_word_gru.synth_activate"
+    # the card's data config: the words it synthesizes are cached where the weight test's are
+    dm = instantiate(dict(task_from_weights(name).run_config["data"]), _convert_="all")
+    dm.setup("test")
+    checked = 0
+    for i in range(len(dm.test_set)):
+        wav, _, segments = dm.test_set.clip(i)
+        ends = [end for word, _, end in segments if word == TRIGGER]
+        if not ends:
+            continue
+        path = write_wav(tmp_path / f"clip{i}.wav", wav, dm.sample_rate)
+        rec = run(name, path)
+        assert len(rec["detections_s"]) == len(ends), (i, segments, rec["detections_s"])
+        for end, t in zip(ends, rec["detections_s"]):
+            assert -0.1 < t - end < 0.5, (i, end, t)
+        checked += 1
+        if checked == 3:
+            break
+    assert checked == 3

@@ -272,3 +272,25 @@ def test_bad_wav_files_are_named(tmp_path):
         dm.read_input(write_wav(tmp_path / "click.wav", np.zeros(100), 16000))
     with pytest.raises(FileNotFoundError, match="none.wav"):
         dm.read_input(tmp_path / "none.wav")
+
+
+def test_the_published_ctc_weights_transcribe_held_out_utterances_by_name(tmp_path):
+    """``zoo-predict ctc_conv_bigru.synth_digits <wav> ...`` on the first ten held-out test
+    utterances (voices never heard in training): character error rate within the 10% bar."""
+    from hydra.utils import instantiate
+    from torchmetrics.text import CharErrorRate
+
+    from zoo.cli.eval import task_from_weights
+    from zoo.cli.predict import predict
+
+    name = "ctc_conv_bigru.synth_digits"
+    # the card's data config: the words it synthesizes are cached where the weight test's are
+    dm = instantiate(dict(task_from_weights(name).run_config["data"]), _convert_="all")
+    dm.setup("test")
+    files, truths = [], []
+    for i in range(10):
+        wav, text, _ = dm.test_set.utterance(i)
+        files.append(write_wav(tmp_path / f"utt{i}.wav", wav, dm.sample_rate))
+        truths.append(text)
+    got = [r["transcript"] for r in predict(name, files)]
+    assert float(CharErrorRate()(got, truths)) <= 0.10, list(zip(got, truths))

@@ -45,6 +45,20 @@ def task_from_weights(name: str):
     return task
 
 
+def task_from_source(source: str | Path):
+    """A task from a checkpoint file written by ``zoo-train``, or from a published weight's name
+    (``<architecture>.<tag>``, hash-verified; ``zoo-weights list``): what the family verbs
+    (``zoo-translate``, ``zoo-trigger``) take."""
+    from zoo.weights import list_weights
+
+    if Path(source).is_file():
+        return load_task(Path(source))
+    if str(source) in list_weights():
+        return task_from_weights(str(source))
+    raise FileNotFoundError(f"{source} is neither a checkpoint file nor a published weight "
+                            "(`zoo-weights list` names them)")
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` (or the published ``cfg.weights``) on ``cfg.split``; returns
     ``{metric: value}``."""

@@ -26,19 +26,10 @@ def load_translator(ckpt: str):
     published weight (``<architecture>.<tag>``, hash-verified; ``zoo-weights list``)."""
     from hydra.utils import instantiate
 
-    from zoo.tasks import load_task
-    from zoo.weights import list_weights
+    from zoo.cli.eval import task_from_source
 
     path = Path(ckpt)
-    if path.is_file():
-        task = load_task(path)
-    elif ckpt in list_weights():
-        from zoo.cli.eval import task_from_weights
-
-        task = task_from_weights(ckpt)
-    else:
-        raise FileNotFoundError(f"{ckpt} is neither a checkpoint file nor a published weight "
-                                "(`zoo-weights list` names them)")
+    task = task_from_source(ckpt)
     if not hasattr(task, "generate") or not hasattr(task.net, "encode"):
         raise ValueError(f"{path} is a {type(task).__name__} checkpoint, not a sequence-to-sequence model")
     data_cfg = dict((task.run_config or {}).get("data") or {})

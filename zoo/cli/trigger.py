@@ -4,6 +4,7 @@ per-step probabilities.
 
     zoo-trigger outputs/trigger_word_synth/<time>/checkpoints/best.ckpt speech.wav
     zoo-trigger best.ckpt speech.wav --out chimed.wav --plot probs.png --threshold 0.6
+    zoo-trigger trigger_word_gru.synth_activate speech.wav     # the published weights, by name
 
 The WAV must be 16-bit PCM at the sample rate the model was trained at (16 kHz for
 ``trigger_word_synth``); any length. A detection is a run of steps above the threshold (the
@@ -39,16 +40,14 @@ def run(ckpt: str | Path, wav_path: str | Path, out: str | Path | None = None, p
     from hydra.utils import instantiate
 
     from datamodules.audio.features import read_wav, write_wav
-    from zoo.tasks import load_task
+    from zoo.cli.eval import task_from_source
     from zoo.tasks.trigger_word import runs
 
-    ckpt, wav_path = Path(ckpt), Path(wav_path)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"no checkpoint at {ckpt}: give a best.ckpt written by zoo-train")
-    task = load_task(ckpt).eval()
+    wav_path = Path(wav_path)
+    task = task_from_source(ckpt).eval()  # a checkpoint file, or a published weight by name
     data_cfg = dict((task.run_config or {}).get("data") or {})
     if not hasattr(task, "merge_gap") or "sample_rate" not in data_cfg:
-        raise ValueError(f"{ckpt} is not a trigger-word checkpoint (experiment=trigger_word_synth)")
+        raise ValueError(f"{ckpt} is not a trigger-word model (experiment=trigger_word_synth)")
     data_cfg["cache_dir"] = None
     dm = instantiate(data_cfg, _convert_="all")
     rate = dm.sample_rate
@@ -106,7 +105,8 @@ def _plot(wav: np.ndarray, rate: int, probs: np.ndarray, thr: float, times: list
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo-trigger", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a trigger-word checkpoint written by zoo-train")
+    p.add_argument("checkpoint", help="a trigger-word checkpoint written by zoo-train, or a published weight "
+                                      "by name (zoo-weights list)")
     p.add_argument("wav", help="a 16-bit PCM WAV at the model's sample rate")
     p.add_argument("--out", help="output WAV (default: <wav>_chimed.wav)")
     p.add_argument("--plot", help="output PNG (default: beside the output WAV)")
