@@ -226,6 +226,12 @@ def _flops(value: int | None) -> str:
     return format_flops(value) if value is not None else "—"
 
 
+def plot_stem(family: str) -> str:
+    """A family's name as a portable file name: ``Audio: speech recognition (CTC)`` ->
+    ``audio_speech_recognition_ctc`` (letters, digits, ``-`` and ``_`` only)."""
+    return re.sub(r"[^a-z0-9-]+", "_", family.lower()).strip("_")
+
+
 def _family_task_class(rows: list[dict]):
     """The task class of a family's summary rows (the first that this process knows), or None."""
     return next((r["task_cls"] for r in rows if r["task_cls"] is not None), None)
@@ -363,7 +369,7 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
         for family in families:
             fam_rows = [r for r in rows if r["family"] == family]
             key, header, scale = _columns(fam_rows)[0]
-            name = f"comparison_{family.lower().replace(' ', '_')}.png"
+            name = f"comparison_{plot_stem(family)}.png"
             if plots.comparison(fam_rows, reports_dir / name, metric=key, scale=scale, label=header):
                 plots_by_family[family] = name
             cls = _family_task_class(fam_rows)
