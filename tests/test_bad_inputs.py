@@ -286,3 +286,22 @@ def test_with_the_guard_off_the_run_trains_on(tmp_path):
         cfg.callbacks["inject_nan"] = {"_target_": "test_bad_inputs.NaNAtStep", "step": 2}
     record = train(cfg)
     assert record["global_steps"] == 4
+
+
+@pytest.mark.bad_input
+def test_an_unknown_model_source_is_refused_with_the_nearest_published_names(tmp_path, capsys):
+    """``zoo-predict`` and the family verbs read a model the same way (``task_from_source``): a
+    missing checkpoint file is named, and a misspelt weight gets the nearest published names."""
+    from zoo.cli.eval import task_from_source
+    from zoo.cli.predict import main as predict_main
+
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt is neither a checkpoint file nor a published "
+                                                r"weight: no such file"):
+        task_from_source(str(tmp_path / "nowhere.ckpt"))
+    with pytest.raises(FileNotFoundError, match=r"lenet5\.mnist5 is neither .*Did you mean: lenet5\.mnist5k"):
+        task_from_source("lenet5.mnist5")
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    assert predict_main(["lenet5.mnist5", str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "neither a checkpoint file nor a published weight" in err and "Did you mean: lenet5.mnist5k" in err

@@ -52,22 +52,15 @@ class FaceModel:
         """A checkpoint written by ``zoo-train`` (a path), or a published weight's name."""
         from hydra.utils import instantiate
 
+        from zoo.cli.eval import task_from_source
         from zoo.tasks.metric_learning import MetricLearningTask
 
         source = str(source)
-        if source.endswith(".ckpt") or Path(source).exists():
-            from zoo.tasks import load_task
-
-            task = load_task(source)
-        else:
-            from zoo.cli.eval import task_from_weights
-
-            try:
-                task = task_from_weights(source)
-            except KeyError as err:  # an unknown weight name
-                raise FaceError(f"{source!r} is neither a checkpoint file nor a published weight: {err} "
-                                "Give the path of a checkpoint (.ckpt) of a Siamese run, e.g. "
-                                "outputs/siamese_triplet_mnist5k/<time>/checkpoints/best.ckpt") from None
+        try:
+            task = task_from_source(source)
+        except FileNotFoundError as err:  # no such checkpoint file, or an unknown weight name
+            raise FaceError(f"{err} Give the path of a checkpoint (.ckpt) of a Siamese run, e.g. "
+                            "outputs/siamese_triplet_mnist5k/<time>/checkpoints/best.ckpt") from None
         if not isinstance(task, MetricLearningTask):
             raise FaceError(f"{source} holds a {getattr(task, 'family', type(task).__name__)} model, not a Siamese "
                             "encoder: train one with e.g. `zoo-train experiment=siamese_triplet_mnist5k`")

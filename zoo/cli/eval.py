@@ -47,16 +47,19 @@ def task_from_weights(name: str):
 
 def task_from_source(source: str | Path):
     """A task from a checkpoint file written by ``zoo-train``, or from a published weight's name
-    (``<architecture>.<tag>``, hash-verified; ``zoo-weights list``): what the family verbs
-    (``zoo-translate``, ``zoo-trigger``) take."""
-    from zoo.weights import list_weights
+    (``<architecture>.<tag>``, hash-verified; ``zoo-weights list``): what ``zoo-predict`` and the
+    family verbs (``zoo-translate``, ``zoo-trigger``, ``zoo-face``) take. An unknown name is refused
+    with the published weights' nearest names."""
+    from zoo.weights import UnknownWeightsError
 
     if Path(source).is_file():
         return load_task(Path(source))
-    if str(source) in list_weights():
+    if str(source).endswith(".ckpt"):
+        raise FileNotFoundError(f"{source} is neither a checkpoint file nor a published weight: no such file")
+    try:
         return task_from_weights(str(source))
-    raise FileNotFoundError(f"{source} is neither a checkpoint file nor a published weight "
-                            "(`zoo-weights list` names them)")
+    except UnknownWeightsError as err:
+        raise FileNotFoundError(f"{source} is neither a checkpoint file nor a published weight. {err}") from None
 
 
 def evaluate(cfg: DictConfig) -> dict:

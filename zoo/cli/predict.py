@@ -27,14 +27,9 @@ def _task_and_data(source: str):
     """(task, datamodule) of a published weight's name or a checkpoint file's path."""
     from hydra.utils import instantiate
 
-    if source.endswith(".ckpt") or Path(source).is_file():
-        from zoo.tasks import load_task
+    from zoo.cli.eval import task_from_source
 
-        task = load_task(source)
-    else:
-        from zoo.cli.eval import task_from_weights
-
-        task = task_from_weights(source)
+    task = task_from_source(source)
     data_cfg = dict((task.run_config or {}).get("data") or {})
     if not data_cfg:
         raise ValueError(f"{source} stores no data config: it cannot say how to read your files")
