@@ -278,6 +278,10 @@ def test_the_task_refuses_a_loss_without_its_head_and_unknown_names():
         MetricLearningTask(net, loss="arcface")
     with pytest.raises(ValueError, match="task.mining must be one of"):
         MetricLearningTask(net, mining="hardest")
+    with pytest.raises(ValueError, match=r"task.distance_threshold must be a distance >= 0 \(or null\), got -0.5"):
+        MetricLearningTask(net, distance_threshold=-0.5)
+    assert MetricLearningTask(net).published_facts() == {}  # no threshold before a validation epoch
+    assert MetricLearningTask(net, distance_threshold=0.75).published_facts() == {"distance_threshold": 0.75}
 
 
 @pytest.fixture(scope="module")
@@ -390,3 +394,31 @@ def test_zoo_face_says_what_to_do_with_bad_input(trained, images, tmp_path):
     Path(db).write_text("{\"format\": \"something else\"}")
     code, _, err = run_face("identify", images["ada1"], "--db", db)
     assert code == 2 and "is not a face database written by zoo-face" in err
+
+
+def test_zoo_face_loads_the_published_weight_by_name_with_its_validated_threshold(digits, tmp_path):
+    """``siamese_digits.mnist5k_oneshot`` (hash-verified) brings the threshold its run chose on the
+    validation pairs: a database made with it needs no ``--threshold``, and it tells digits of the
+    unseen classes apart."""
+    from zoo.weights import weight_card
+
+    name = "siamese_digits.mnist5k_oneshot"
+    threshold = weight_card(name).data_facts["distance_threshold"]
+    assert 0 < threshold < 2  # a distance between unit vectors
+    x, y = digits.test_set.tensors
+    raw = (x * digits.std[0] + digits.mean[0]).clamp(0, 1)
+    files = {}
+    for key, digit, nth in (("ada1", 6, 0), ("ada2", 6, 1), ("ada3", 6, 2), ("bob1", 7, 0), ("bob2", 7, 1),
+                            ("bob3", 7, 2)):
+        idx = (y == digit).nonzero()[nth].item()
+        files[key] = str(tmp_path / f"{key}.png")
+        Image.fromarray((raw[idx, 0] * 255).round().byte().numpy()).save(files[key])
+    db = str(tmp_path / "faces.json")
+    assert run_face("enroll", "ada", files["ada1"], files["ada2"], "--db", db, "--model", name)[0] == 0
+    assert run_face("enroll", "bob", files["bob1"], files["bob2"], "--db", db)[0] == 0
+    assert json.loads(Path(db).read_text())["threshold"] == pytest.approx(threshold)
+    code, out, _ = run_face("verify", files["ada1"], "--name", "ada", "--db", db)
+    assert code == 0 and "MATCH for ada" in out
+    for key, who in (("ada3", "ada"), ("bob3", "bob")):  # digits not enrolled, of the unseen classes 6 and 7
+        found = json.loads(run_face("identify", files[key], "--db", db, "--json")[1])
+        assert found["nearest"][0][0] == who, found

@@ -308,6 +308,8 @@ class MetricLearningTask(ZooTask):
         n_way, episodes: the one-shot metric's ways and number of episodes.
         far: the false accept rate at which ``tar`` is read.
         metric_seed: seeds the pairs and episodes.
+        distance_threshold: a verification threshold to start from (a published weight's validated
+            one); by default none until the first validation epoch chooses it.
         optimizer, scheduler, scheduler_interval, gradient_clip_val, gradient_clip_algorithm,
         accumulate_grad_batches: as in every task (``zoo.tasks.base``).
     """
@@ -320,6 +322,7 @@ class MetricLearningTask(ZooTask):
     primary_metric = "auroc"
     higher_is_better = True
     exact_metrics = ("accuracy", "one_shot")
+    data_facts_used = ("distance_threshold",)  # a published weight's card holds its validated threshold
     test_pictures = ()
 
     def __init__(self, net: nn.Module, head: nn.Module | None = None, loss: str = "triplet",
@@ -327,7 +330,8 @@ class MetricLearningTask(ZooTask):
                  n_way: int = 5, episodes: int = 1000, far: float = 0.01, metric_seed: int = 0,
                  optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None,
                  scheduler_interval: str = "epoch", gradient_clip_val: float | None = None,
-                 gradient_clip_algorithm: str = "norm", accumulate_grad_batches: int = 1):
+                 gradient_clip_algorithm: str = "norm", accumulate_grad_batches: int = 1,
+                 distance_threshold: float | None = None):
         super().__init__(net, optimizer, scheduler, scheduler_interval, gradient_clip_val,
                          gradient_clip_algorithm, accumulate_grad_batches)
         if loss not in LOSSES:
@@ -348,6 +352,9 @@ class MetricLearningTask(ZooTask):
                              f"num_pairs={num_pairs}, n_way={n_way}, episodes={episodes}")
         if not 0.0 < far < 1.0:
             raise ValueError(f"task.far must be in (0, 1), got {far}")
+        if distance_threshold is not None and not (isinstance(distance_threshold, (int, float))
+                                                   and math.isfinite(distance_threshold) and distance_threshold >= 0):
+            raise ValueError(f"task.distance_threshold must be a distance >= 0 (or null), got {distance_threshold!r}")
         self.head = head
         self.loss_name, self.mining = loss, mining
         self.margin = float(margin) if margin is not None else DEFAULT_MARGIN.get(loss)
@@ -355,11 +362,19 @@ class MetricLearningTask(ZooTask):
         self.far, self.metric_seed = float(far), int(metric_seed)
         # the Euclidean distance under which two embeddings are called the same identity,
         # chosen on the validation pairs after every validation epoch (NaN until then)
-        self.register_buffer("distance_threshold", torch.tensor(float("nan")))
+        # (or the validated one a published weight's card carries: ``distance_threshold``)
+        self.register_buffer("distance_threshold", torch.tensor(
+            float("nan") if distance_threshold is None else float(distance_threshold)))
         self._kept: dict[str, list] = {"val": [], "test": []}
         self._test_figures: dict = {}
         self.save_hyperparameters(ignore=["net", "head", "optimizer", "scheduler"])
         self.init_metrics()
+
+    def published_facts(self) -> dict:
+        """The validated verification threshold, so that a published weight verifies and
+        identifies (``zoo-face``) as its run did; nothing before any validation."""
+        thr = float(self.distance_threshold)
+        return {"distance_threshold": thr} if math.isfinite(thr) else {}
 
     def net_specs(self) -> dict:
         specs = super().net_specs()
