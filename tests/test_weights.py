@@ -41,7 +41,7 @@ def test_shipped_weight_reproduces_its_recorded_metrics(tmp_path, name):
     cfg = compose_train(["trainer=cpu", f"weights={name}", "split=test",
                          "trainer.enable_progress_bar=false"], tmp_path, config_name="eval")
     metrics = evaluate(cfg)
-    checks = compare_metrics(metrics, card.metrics, card.exact_metrics())
+    checks = compare_metrics(metrics, card.metrics, card.exact_metrics(), card.ap_metrics())
     assert {c.key for c in checks if c.tolerance is EXACT} >= {"test/acc", "test/f1"} & set(card.metrics)
     assert all(c.ok for c in checks), "\n".join(c.line() for c in checks)
 
@@ -60,8 +60,13 @@ def test_the_tolerances_catch_what_they_should():
     assert not compare_metrics({"test/loss": loss + 0.01 / 500}, {"test/loss": loss}, ["acc"])[0].ok
     # mean average precision: the 9.1e-6 measured between two CPUs passes, one box's worth fails
     ap = 0.59438556432724
-    assert compare_metrics({"test/map": 0.5943765044212341}, {"test/map": ap})[0].ok
-    assert not compare_metrics({"test/map": ap - 1e-3}, {"test/map": ap})[0].ok
+    assert compare_metrics({"test/map": 0.5943765044212341}, {"test/map": ap}, ap_metrics=["map"])[0].ok
+    assert not compare_metrics({"test/map": ap - 1e-3}, {"test/map": ap}, ap_metrics=["map"])[0].ok
+    # ... and only for the metrics a task names as such: a name alone decides nothing
+    assert not compare_metrics({"test/mape": 0.5943765044212341}, {"test/mape": ap})[0].ok
+    yolo = W.weight_card("yolo_tiny.digit_canvas")
+    assert set(yolo.ap_metrics()) >= {"map", "map50"}
+    assert yolo.reproducibility()["test/map"].startswith("within rel 0 / abs 0.0001")
     card = W.weight_card(SHIPPED[0])
     assert card.reproducibility()["test/acc"].startswith("exact")
     assert card.reproducibility()["test/loss"].startswith("within rel")

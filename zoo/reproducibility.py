@@ -18,7 +18,8 @@ numbers in another order, and a float32 sum can change in its last bits. So:
   recorded figure (``zoo-bench --verify`` says which machine recorded each run).
 
 A task names its count-based metrics in ``exact_metrics`` (e.g. ``("acc", "f1")`` for
-classification); every other metric is compared within :data:`FLOAT_SUM`.
+classification) and its mean average precisions in ``ap_metrics`` (compared within
+:data:`AP_MATCH`); every other metric is compared within :data:`FLOAT_SUM`.
 """
 from __future__ import annotations
 
@@ -66,13 +67,14 @@ AP_MATCH = Tolerance(0.0, 1e-4, "mean average precision: a box whose IoU lies wi
                                 "(measured: 9.1e-6 between two CPUs)")
 
 
-def metric_tolerance(key: str, exact_metrics: Iterable[str] = ()) -> Tolerance:
+def metric_tolerance(key: str, exact_metrics: Iterable[str] = (), ap_metrics: Iterable[str] = ()) -> Tolerance:
     """The tolerance of ``stage/name`` (``test/acc``): exact for the task's count-based metrics,
-    :data:`AP_MATCH` for mean average precision (``map``, ``map50`` ...), else :data:`FLOAT_SUM`."""
+    :data:`AP_MATCH` for its mean average precisions (the task's ``ap_metrics``, e.g. ``map``,
+    ``map50``), else :data:`FLOAT_SUM`."""
     name = key.rsplit("/", 1)[-1]
     if name in set(exact_metrics):
         return EXACT
-    return AP_MATCH if name.startswith("map") else FLOAT_SUM
+    return AP_MATCH if name in set(ap_metrics) else FLOAT_SUM
 
 
 @dataclass(frozen=True)
@@ -96,19 +98,19 @@ class MetricCheck:
 
 
 def compare_metrics(found: Mapping[str, float], recorded: Mapping[str, float],
-                    exact_metrics: Iterable[str] = ()) -> list[MetricCheck]:
+                    exact_metrics: Iterable[str] = (), ap_metrics: Iterable[str] = ()) -> list[MetricCheck]:
     """Check every recorded metric against the one found, each with its tolerance."""
-    exact_metrics = tuple(exact_metrics)
+    exact_metrics, ap_metrics = tuple(exact_metrics), tuple(ap_metrics)
     return [MetricCheck(k, None if found.get(k) is None else float(found[k]), float(v),
-                        metric_tolerance(k, exact_metrics)) for k, v in recorded.items()]
+                        metric_tolerance(k, exact_metrics, ap_metrics)) for k, v in recorded.items()]
 
 
-def promises(keys: Iterable[str], exact_metrics: Iterable[str] = ()) -> dict[str, str]:
+def promises(keys: Iterable[str], exact_metrics: Iterable[str] = (), ap_metrics: Iterable[str] = ()) -> dict[str, str]:
     """For a weight card: what each metric promises on another machine, and why."""
-    exact_metrics = tuple(exact_metrics)
+    exact_metrics, ap_metrics = tuple(exact_metrics), tuple(ap_metrics)
     out = {}
     for k in keys:
-        tol = metric_tolerance(k, exact_metrics)
+        tol = metric_tolerance(k, exact_metrics, ap_metrics)
         out[k] = f"{tol.describe()}: {tol.reason}"
     return out
 

@@ -51,7 +51,8 @@ class ZooTask(L.LightningModule):
       checkpoint's hyperparameters);
     * metrics: ``build_metrics(prefix)`` (one ``MetricCollection`` per stage), ``primary_metric``
       with ``higher_is_better``, ``exact_metrics`` (ratios of counts: identical on any machine,
-      ``zoo.reproducibility``), ``report_columns()`` (the family's columns, primary first);
+      ``zoo.reproducibility``), ``ap_metrics`` (mean average precisions, compared within
+      ``AP_MATCH``), ``report_columns()`` (the family's columns, primary first);
     * the step: ``shared_step(batch, stage) -> (loss, outputs, target)``; ``metric_inputs``
       turns a flush's concatenated outputs into what the metrics take;
     * outputs: ``predict_step`` and ``describe_prediction`` (one JSON-able record per input,
@@ -96,6 +97,8 @@ class ZooTask(L.LightningModule):
     # metrics that are ratios of integer counts, hence identical on any machine that makes the
     # same predictions (zoo.reproducibility); every other metric is compared within a tolerance
     exact_metrics: tuple[str, ...] = ()
+    # mean average precisions (boxes matched at IoU thresholds): within zoo.reproducibility.AP_MATCH
+    ap_metrics: tuple[str, ...] = ()
     # classes the net scores beyond the data's classes (a segmentation map's background: 1)
     extra_classes: int = 0
     # a NaN or infinite training loss stops the run, naming the step (zoo.errors.NonFiniteLossError)

@@ -75,6 +75,7 @@ class DetectionTask(ZooTask):
                       "'boxes' (n, 4) float32 xyxy pixels and 'labels' (n,) int64, any n >= 0")
     data_facts_used = ("class_names", "anchors")  # anchors: a published weight's card holds them
     primary_metric = "map50"
+    ap_metrics = ("map50", "map")  # boxes matched at IoU thresholds: zoo.reproducibility.AP_MATCH
     higher_is_better = True
 
     def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory | None = None,

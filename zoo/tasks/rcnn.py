@@ -86,6 +86,7 @@ class RCNNTask(ZooTask):
                       "'boxes' (n, 4) float32 xyxy pixels and 'labels' (n,) int64 in 0..num_classes-1, any n >= 0")
     data_facts_used = ("class_names",)
     primary_metric = "map50"
+    ap_metrics = ("map50", "map")  # boxes matched at IoU thresholds: zoo.reproducibility.AP_MATCH
     higher_is_better = True
 
     def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory | None = None,

@@ -85,20 +85,27 @@ class WeightCard:
     def tag(self) -> str:
         return self.name.split(".", 1)[1]
 
-    def exact_metrics(self) -> tuple[str, ...]:
-        """The count-based metrics of the task that produced the weight (reproducible exactly)."""
+    def _task_names(self, attribute: str) -> tuple[str, ...]:
         target = (self.config.get("task") or {}).get("_target_")
         if not target:
             return ()
         from hydra.utils import get_class
 
-        return tuple(getattr(get_class(target), "exact_metrics", ()))
+        return tuple(getattr(get_class(target), attribute, ()))
+
+    def exact_metrics(self) -> tuple[str, ...]:
+        """The count-based metrics of the task that produced the weight (reproducible exactly)."""
+        return self._task_names("exact_metrics")
+
+    def ap_metrics(self) -> tuple[str, ...]:
+        """The mean average precisions of the task that produced the weight (within ``AP_MATCH``)."""
+        return self._task_names("ap_metrics")
 
     def reproducibility(self) -> dict[str, str]:
         """What each recorded metric promises when the weight is evaluated on another machine."""
         from zoo.reproducibility import promises
 
-        return promises(self.metrics, self.exact_metrics())
+        return promises(self.metrics, self.exact_metrics(), self.ap_metrics())
 
 
 def cache_dir() -> Path:
