@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    creates .venv if missing, trains the default experiment (LeNet-5 on the embedded
 #               MNIST digits), evaluates it, records it under reports/ and regenerates the report
-#   make test   creates .venv if missing and runs the test suite
+#   make test   creates .venv if missing and runs the test suite, one pytest-xdist worker per
+#               core (each test file on one worker, so its module fixtures are built once)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,7 +28,7 @@ run: $(STAMP)
 	$(BIN)/zoo-report
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 report: $(STAMP)
 	$(BIN)/zoo-report

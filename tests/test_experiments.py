@@ -23,6 +23,9 @@ FAKE_WRITERS = {
     # your own images: a folder of PNG and JPEG files, 12 per class, in the ImageFolder layout
     "datamodules.ImageFolderDataModule": lambda root: write_split(root / "images", "train", 12),
 }
+EVAL_BATCH = 16
+# one-shot episodes are drawn within one evaluation batch: each unseen class needs two digits in it
+WHOLE_EVAL_BATCH = {"datamodules.vision.oneshot.MNIST5kOneShotDataModule", "datamodules.vision.lfw.LFWDataModule"}
 # where the writer's data is, for datamodules that are told (they have no default place)
 DATA_ROOT = {"datamodules.ImageFolderDataModule": "images"}
 
@@ -36,9 +39,13 @@ def test_there_are_experiments():
 def test_experiment_fast_dev_run(tmp_path, experiment):
     overrides = [f"experiment={experiment}", "trainer=cpu", "trainer.fast_dev_run=true",
                  "trainer.enable_progress_bar=false", "logger=none"]
-    target = compose_train(overrides, tmp_path).data._target_
-    if target in DATA_ROOT:
-        overrides.append(f"data.root={tmp_path / 'data' / DATA_ROOT[target]}")
+    data = compose_train(overrides, tmp_path).data
+    if data._target_ in DATA_ROOT:
+        overrides.append(f"data.root={tmp_path / 'data' / DATA_ROOT[data._target_]}")
+    if "eval_batch_size" in data and data._target_ not in WHOLE_EVAL_BATCH:
+        # one evaluation batch of 16 checks what one of 500 does (a 500-source greedy decode by
+        # an untrained seq2seq net, or 64 synthesized clips, is most of the test's time)
+        overrides.append(f"data.eval_batch_size={EVAL_BATCH}")
     cfg = compose_train(overrides, tmp_path)
     assert cfg.experiment_name == experiment
     writer = FAKE_WRITERS.get(cfg.data._target_)
