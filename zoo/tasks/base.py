@@ -52,7 +52,8 @@ class ZooTask(L.LightningModule):
     * metrics: ``build_metrics(prefix)`` (one ``MetricCollection`` per stage), ``primary_metric``
       with ``higher_is_better``, ``exact_metrics`` (ratios of counts: identical on any machine,
       ``zoo.reproducibility``), ``ap_metrics`` (mean average precisions, compared within
-      ``AP_MATCH``), ``report_columns()`` (the family's columns, primary first);
+      ``AP_MATCH``), ``decoded_metrics`` (error rates of frame-by-frame decodes, within
+      ``DECODE_MATCH``), ``report_columns()`` (the family's columns, primary first);
     * the step: ``shared_step(batch, stage) -> (loss, outputs, target)``; ``metric_inputs``
       turns a flush's concatenated outputs into what the metrics take;
     * outputs: ``predict_step`` and ``describe_prediction`` (one JSON-able record per input,
@@ -99,6 +100,9 @@ class ZooTask(L.LightningModule):
     exact_metrics: tuple[str, ...] = ()
     # mean average precisions (boxes matched at IoU thresholds): within zoo.reproducibility.AP_MATCH
     ap_metrics: tuple[str, ...] = ()
+    # error rates of sequences decoded by an argmax at every frame (CTC): a near-tie frame may
+    # decode otherwise on another CPU; within zoo.reproducibility.DECODE_MATCH
+    decoded_metrics: tuple[str, ...] = ()
     # classes the net scores beyond the data's classes (a segmentation map's background: 1)
     extra_classes: int = 0
     # a NaN or infinite training loss stops the run, naming the step (zoo.errors.NonFiniteLossError)

@@ -101,11 +101,19 @@ class WeightCard:
         """The mean average precisions of the task that produced the weight (within ``AP_MATCH``)."""
         return self._task_names("ap_metrics")
 
+    def decoded_metrics(self) -> tuple[str, ...]:
+        """The error rates of the task's frame-by-frame decodes (within ``DECODE_MATCH``)."""
+        return self._task_names("decoded_metrics")
+
+    def tolerance_kinds(self) -> tuple[tuple[str, ...], ...]:
+        """``(exact_metrics, ap_metrics, decoded_metrics)``, as ``compare_metrics`` takes them."""
+        return self.exact_metrics(), self.ap_metrics(), self.decoded_metrics()
+
     def reproducibility(self) -> dict[str, str]:
         """What each recorded metric promises when the weight is evaluated on another machine."""
         from zoo.reproducibility import promises
 
-        return promises(self.metrics, self.exact_metrics(), self.ap_metrics())
+        return promises(self.metrics, *self.tolerance_kinds())
 
 
 def cache_dir() -> Path:
