@@ -15,7 +15,7 @@ import zoo
 from conftest import compose_train
 from zoo import weights as W
 from zoo.cli.eval import evaluate
-from zoo.reproducibility import EXACT, compare_metrics
+from zoo.reproducibility import AP_MATCH, DECODE_MATCH, EXACT, compare_metrics, tolerances_of
 
 SHIPPED = W.list_weights()
 
@@ -41,7 +41,7 @@ def test_shipped_weight_reproduces_its_recorded_metrics(tmp_path, name):
     cfg = compose_train(["trainer=cpu", f"weights={name}", "split=test",
                          "trainer.enable_progress_bar=false"], tmp_path, config_name="eval")
     metrics = evaluate(cfg)
-    checks = compare_metrics(metrics, card.metrics, *card.tolerance_kinds())
+    checks = compare_metrics(metrics, card.metrics, card.tolerances())
     assert {c.key for c in checks if c.tolerance is EXACT} >= {"test/acc", "test/f1"} & set(card.metrics)
     assert all(c.ok for c in checks), "\n".join(c.line() for c in checks)
 
@@ -54,32 +54,62 @@ def test_the_tolerances_catch_what_they_should():
 
     acc = float(np.float32(0.986))
     assert not compare_metrics({"test/acc": float(np.nextafter(np.float32(acc), np.float32(1)))},
-                               {"test/acc": acc}, ["acc"])[0].ok
+                               {"test/acc": acc}, {"acc": EXACT})[0].ok
     loss = 0.5378056168556213
-    assert compare_metrics({"test/loss": loss * (1 + 4.2e-7)}, {"test/loss": loss}, ["acc"])[0].ok
-    assert not compare_metrics({"test/loss": loss + 0.01 / 500}, {"test/loss": loss}, ["acc"])[0].ok
+    assert compare_metrics({"test/loss": loss * (1 + 4.2e-7)}, {"test/loss": loss}, {"acc": EXACT})[0].ok
+    assert not compare_metrics({"test/loss": loss + 0.01 / 500}, {"test/loss": loss}, {"acc": EXACT})[0].ok
     # mean average precision: the 9.1e-6 measured between two CPUs passes, one box's worth fails
     ap = 0.59438556432724
-    assert compare_metrics({"test/map": 0.5943765044212341}, {"test/map": ap}, ap_metrics=["map"])[0].ok
-    assert not compare_metrics({"test/map": ap - 1e-3}, {"test/map": ap}, ap_metrics=["map"])[0].ok
+    assert compare_metrics({"test/map": 0.5943765044212341}, {"test/map": ap}, {"map": AP_MATCH})[0].ok
+    assert not compare_metrics({"test/map": ap - 1e-3}, {"test/map": ap}, {"map": AP_MATCH})[0].ok
     # ... and only for the metrics a task names as such: a name alone decides nothing
     assert not compare_metrics({"test/mape": 0.5943765044212341}, {"test/mape": ap})[0].ok
     yolo = W.weight_card("yolo_tiny.digit_canvas")
-    assert set(yolo.ap_metrics()) >= {"map", "map50"}
+    assert {k for k, t in yolo.tolerances().items() if t is AP_MATCH} >= {"map", "map50"}
     assert yolo.reproducibility()["test/map"].startswith("within rel 0 / abs 0.0001")
     # a frame-by-frame decode's error rate: the one character edit of 10,147 measured between two
     # CPUs passes; 30 edits fail, and so does another seed's weights, by their loss
     cer, ctc = 0.03853355720639229, W.weight_card("ctc_conv_bigru.synth_digits")
-    assert set(ctc.decoded_metrics()) == {"cer", "wer"} and not set(ctc.exact_metrics()) & {"cer", "wer"}
-    assert compare_metrics({"test/cer": 0.0386321097612381}, {"test/cer": cer}, *ctc.tolerance_kinds())[0].ok
-    assert not compare_metrics({"test/cer": cer + 30 / 10147}, {"test/cer": cer}, *ctc.tolerance_kinds())[0].ok
-    assert not compare_metrics({"test/cer": 0.0386321097612381}, {"test/cer": cer}, ["cer"])[0].ok
+    assert {k for k, t in ctc.tolerances().items() if t is DECODE_MATCH} == {"cer", "wer"}
+    assert compare_metrics({"test/cer": 0.0386321097612381}, {"test/cer": cer}, ctc.tolerances())[0].ok
+    assert not compare_metrics({"test/cer": cer + 30 / 10147}, {"test/cer": cer}, ctc.tolerances())[0].ok
+    assert not compare_metrics({"test/cer": 0.0386321097612381}, {"test/cer": cer}, {"cer": EXACT})[0].ok
     seed1 = {"test/loss": 0.20476335287094116, "test/cer": 0.03922341763973236, "test/wer": 0.08935361355543137}
-    assert [c.ok for c in compare_metrics(seed1, ctc.metrics, *ctc.tolerance_kinds())] == [False, True, False]
+    assert [c.ok for c in compare_metrics(seed1, ctc.metrics, ctc.tolerances())] == [False, True, False]
     assert ctc.reproducibility()["test/cer"].startswith("within rel 0 / abs 0.0025")
     card = W.weight_card(SHIPPED[0])
     assert card.reproducibility()["test/acc"].startswith("exact")
     assert card.reproducibility()["test/loss"].startswith("within rel")
+
+
+
+def test_every_task_gives_each_metric_one_tolerance():
+    """Each task's metric kinds become one name-to-tolerance mapping; a metric named in two kinds
+    is refused, naming both."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import zoo.tasks
+    from zoo.tasks.base import ZooTask
+
+    modules = [importlib.import_module(f"zoo.tasks.{m.name}") for m in pkgutil.iter_modules(zoo.tasks.__path__)]
+    found = {c for m in modules for _, c in inspect.getmembers(m, inspect.isclass)
+             if issubclass(c, ZooTask) and c is not ZooTask}
+    assert len(found) >= 15, sorted(c.__name__ for c in found)
+    for cls in found:
+        mapping = tolerances_of(cls)
+        assert all(mapping[n] is EXACT for n in cls.exact_metrics), cls
+        assert all(mapping[n] is AP_MATCH for n in cls.ap_metrics), cls
+        assert all(mapping[n] is DECODE_MATCH for n in cls.decoded_metrics), cls
+        assert len(mapping) == len({*cls.exact_metrics, *cls.ap_metrics, *cls.decoded_metrics}), cls
+
+    class Confused(ZooTask):
+        exact_metrics = ("acc", "cer")
+        decoded_metrics = ("cer",)
+
+    with pytest.raises(ValueError, match=r"'cer' in both exact_metrics and decoded_metrics"):
+        tolerances_of(Confused)
 
 
 # -- refusals -------------------------------------------------------------------------------------

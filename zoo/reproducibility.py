@@ -21,6 +21,8 @@ A task names its count-based metrics in ``exact_metrics`` (e.g. ``("acc", "f1")`
 classification), its mean average precisions in ``ap_metrics`` (compared within
 :data:`AP_MATCH`) and the error rates of sequences decoded frame by frame in ``decoded_metrics``
 (compared within :data:`DECODE_MATCH`); every other metric is compared within :data:`FLOAT_SUM`.
+:func:`tolerances_of` turns a task's lists into one mapping from metric name to tolerance, which
+is what :func:`compare_metrics` and :func:`promises` take.
 """
 from __future__ import annotations
 
@@ -83,18 +85,38 @@ DECODE_MATCH = Tolerance(0.0, 2.5e-3, "an error rate of sequences decoded by an 
                                       "CPUs)")
 
 
-def metric_tolerance(key: str, exact_metrics: Iterable[str] = (), ap_metrics: Iterable[str] = (),
-                     decoded_metrics: Iterable[str] = ()) -> Tolerance:
-    """The tolerance of ``stage/name`` (``test/acc``): exact for the task's count-based metrics,
-    :data:`AP_MATCH` for its mean average precisions (the task's ``ap_metrics``, e.g. ``map``,
-    ``map50``), :data:`DECODE_MATCH` for the error rates of its frame-by-frame decodes (the task's
-    ``decoded_metrics``, e.g. ``cer``, ``wer``), else :data:`FLOAT_SUM`."""
-    name = key.rsplit("/", 1)[-1]
-    if name in set(exact_metrics):
-        return EXACT
-    if name in set(ap_metrics):
-        return AP_MATCH
-    return DECODE_MATCH if name in set(decoded_metrics) else FLOAT_SUM
+# The kinds of metric a task may name, each with the tolerance it gets: a task lists its metrics
+# of a kind in the class attribute of that name (``exact_metrics = ("acc", "f1")``). A new kind is
+# a new entry here and a new attribute on ``zoo.tasks.base.ZooTask``.
+TOLERANCE_KINDS: dict[str, Tolerance] = {
+    "exact_metrics": EXACT,
+    "ap_metrics": AP_MATCH,
+    "decoded_metrics": DECODE_MATCH,
+}
+
+
+def tolerances_of(task: object) -> dict[str, Tolerance]:
+    """The tolerance of each metric a task (class or instance) names in its kinds'
+    attributes (:data:`TOLERANCE_KINDS`), keyed by the metric's name (``acc``, ``map50``). A
+    metric it names in two kinds is a contradiction in the task, refused with both kinds named."""
+    out: dict[str, Tolerance] = {}
+    kind_of: dict[str, str] = {}
+    for kind, tolerance in TOLERANCE_KINDS.items():
+        for name in getattr(task, kind, ()) or ():
+            if name in kind_of and kind_of[name] != kind:
+                owner = getattr(task, "__name__", type(task).__name__)
+                raise ValueError(f"{owner} names the metric {name!r} in both {kind_of[name]} and {kind}: "
+                                 "a metric has one tolerance, so name it in one of them")
+            kind_of[name], out[name] = kind, tolerance
+    return out
+
+
+def metric_tolerance(key: str, tolerances: Mapping[str, Tolerance] | None = None) -> Tolerance:
+    """The tolerance of ``stage/name`` (``test/acc``): the one the task gives the name
+    (:func:`tolerances_of`: exact for its count-based metrics, :data:`AP_MATCH` for its mean
+    average precisions, :data:`DECODE_MATCH` for the error rates of its frame-by-frame decodes),
+    else :data:`FLOAT_SUM`."""
+    return (tolerances or {}).get(key.rsplit("/", 1)[-1], FLOAT_SUM)
 
 
 @dataclass(frozen=True)
@@ -118,21 +140,18 @@ class MetricCheck:
 
 
 def compare_metrics(found: Mapping[str, float], recorded: Mapping[str, float],
-                    exact_metrics: Iterable[str] = (), ap_metrics: Iterable[str] = (),
-                    decoded_metrics: Iterable[str] = ()) -> list[MetricCheck]:
-    """Check every recorded metric against the one found, each with its tolerance."""
-    kinds = tuple(exact_metrics), tuple(ap_metrics), tuple(decoded_metrics)
+                    tolerances: Mapping[str, Tolerance] | None = None) -> list[MetricCheck]:
+    """Check every recorded metric against the one found, each with its tolerance
+    (``tolerances``: metric name to tolerance, as :func:`tolerances_of` gives a task's)."""
     return [MetricCheck(k, None if found.get(k) is None else float(found[k]), float(v),
-                        metric_tolerance(k, *kinds)) for k, v in recorded.items()]
+                        metric_tolerance(k, tolerances)) for k, v in recorded.items()]
 
 
-def promises(keys: Iterable[str], exact_metrics: Iterable[str] = (), ap_metrics: Iterable[str] = (),
-             decoded_metrics: Iterable[str] = ()) -> dict[str, str]:
+def promises(keys: Iterable[str], tolerances: Mapping[str, Tolerance] | None = None) -> dict[str, str]:
     """For a weight card: what each metric promises on another machine, and why."""
-    kinds = tuple(exact_metrics), tuple(ap_metrics), tuple(decoded_metrics)
     out = {}
     for k in keys:
-        tol = metric_tolerance(k, *kinds)
+        tol = metric_tolerance(k, tolerances)
         out[k] = f"{tol.describe()}: {tol.reason}"
     return out
 

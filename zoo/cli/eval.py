@@ -119,7 +119,7 @@ def _compare_with_card(name: str, split: str, metrics: dict) -> None:
     card = weight_card(name)
     if (card.split or {}).get("name", "test") != split:
         return
-    checks = compare_metrics(metrics, card.metrics, *card.tolerance_kinds())
+    checks = compare_metrics(metrics, card.metrics, card.tolerances())
     ok = all(c.ok for c in checks)
     print(f"zoo-eval: {name} {'reproduces' if ok else 'does NOT reproduce'} its card "
           "(count-based metrics exactly; floating-point sums within a tolerance, since another CPU "

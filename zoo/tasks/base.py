@@ -53,7 +53,9 @@ class ZooTask(L.LightningModule):
       with ``higher_is_better``, ``exact_metrics`` (ratios of counts: identical on any machine,
       ``zoo.reproducibility``), ``ap_metrics`` (mean average precisions, compared within
       ``AP_MATCH``), ``decoded_metrics`` (error rates of frame-by-frame decodes, within
-      ``DECODE_MATCH``), ``report_columns()`` (the family's columns, primary first);
+      ``DECODE_MATCH``) -- ``zoo.reproducibility.tolerances_of`` turns these lists into one
+      mapping from metric name to tolerance, and refuses a name listed in two --,
+      ``report_columns()`` (the family's columns, primary first);
     * the step: ``shared_step(batch, stage) -> (loss, outputs, target)``; ``metric_inputs``
       turns a flush's concatenated outputs into what the metrics take;
     * outputs: ``predict_step`` and ``describe_prediction`` (one JSON-able record per input,

@@ -85,35 +85,25 @@ class WeightCard:
     def tag(self) -> str:
         return self.name.split(".", 1)[1]
 
-    def _task_names(self, attribute: str) -> tuple[str, ...]:
+    def tolerances(self) -> dict:
+        """The tolerance of each metric the task that produced the weight names
+        (``zoo.reproducibility.tolerances_of``: its count-based metrics exact, its mean average
+        precisions within ``AP_MATCH`` ...); a metric not in it is a float sum, within
+        ``FLOAT_SUM``."""
+        from zoo.reproducibility import tolerances_of
+
         target = (self.config.get("task") or {}).get("_target_")
         if not target:
-            return ()
+            return {}
         from hydra.utils import get_class
 
-        return tuple(getattr(get_class(target), attribute, ()))
-
-    def exact_metrics(self) -> tuple[str, ...]:
-        """The count-based metrics of the task that produced the weight (reproducible exactly)."""
-        return self._task_names("exact_metrics")
-
-    def ap_metrics(self) -> tuple[str, ...]:
-        """The mean average precisions of the task that produced the weight (within ``AP_MATCH``)."""
-        return self._task_names("ap_metrics")
-
-    def decoded_metrics(self) -> tuple[str, ...]:
-        """The error rates of the task's frame-by-frame decodes (within ``DECODE_MATCH``)."""
-        return self._task_names("decoded_metrics")
-
-    def tolerance_kinds(self) -> tuple[tuple[str, ...], ...]:
-        """``(exact_metrics, ap_metrics, decoded_metrics)``, as ``compare_metrics`` takes them."""
-        return self.exact_metrics(), self.ap_metrics(), self.decoded_metrics()
+        return tolerances_of(get_class(target))
 
     def reproducibility(self) -> dict[str, str]:
         """What each recorded metric promises when the weight is evaluated on another machine."""
         from zoo.reproducibility import promises
 
-        return promises(self.metrics, *self.tolerance_kinds())
+        return promises(self.metrics, self.tolerances())
 
 
 def cache_dir() -> Path:
