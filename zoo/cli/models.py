@@ -14,14 +14,17 @@ import argparse
 import json
 import sys
 
+import torch
+
 from zoo.flops import count_flops, format_flops, reference_input_shape
 from zoo.registry import count_parameters, create_model, list_models, model_card
 
 
-def rows(pattern: str = "*", task: str | None = None) -> list[dict]:
-    out = []
-    for name in list_models(pattern, task):
-        card = model_card(name)
+def measure(name: str, device: str = "cpu") -> dict:
+    """One model's listing row: built on ``device`` (``meta``: shapes only, no memory, no
+    arithmetic), its parameters counted and its forward FLOPs counted at the reference input."""
+    card = model_card(name)
+    with torch.device(device):
         net = create_model(name)
         shape = reference_input_shape(name)
         example = net.example_inputs(1) if hasattr(net, "example_inputs") else None
@@ -30,9 +33,24 @@ def rows(pattern: str = "*", task: str | None = None) -> list[dict]:
             flops, shape = count_flops(net, inputs=example), tuple(example[0].shape[1:])
         else:
             flops = count_flops(net, shape)
-        out.append({"name": name, "family": card.family, "task": card.task,
-                    "params": count_parameters(net), "flops": flops,
-                    "input": "x".join(str(d) for d in shape), "paper": card.paper})
+    return {"name": name, "family": card.family, "task": card.task,
+            "params": count_parameters(net), "flops": flops,
+            "input": "x".join(str(d) for d in shape), "paper": card.paper}
+
+
+def rows(pattern: str = "*", task: str | None = None, device: str = "meta") -> list[dict]:
+    """The listing. Each model is measured on the meta device, where building it allocates
+    nothing and its forward only propagates shapes (the counts are those of a real forward:
+    parameters and FLOPs depend on shapes alone); a model whose forward needs real values (an
+    ``.item()``, ``nonzero``, a data-dependent loop of a decoder, NMS) is measured on the CPU."""
+    out = []
+    for name in list_models(pattern, task):
+        try:
+            out.append(measure(name, device))
+        except (RuntimeError, NotImplementedError):
+            if device == "cpu":
+                raise
+            out.append(measure(name, "cpu"))  # raises what a real forward raises, if anything
     return out
 
 
