@@ -184,6 +184,21 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     assert "2 already recorded, 0 to run" in capsys.readouterr().out
     assert (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").read_text() == first
 
+    # a run recorded outside the book (by hand, or a book not kept) is booked from its record,
+    # without a wall time, and the report says the total leaves it out
+    book_path = reports / "bench" / "tiny.json"
+    lost = json.loads(book_path.read_text())
+    kept_wall = lost["runs"]["mlp_digits8x8/seed0"]["wall_s"]
+    del lost["runs"]["mlp_digits8x8/seed1"]
+    book_path.write_text(json.dumps(lost))
+    assert bench.run_suite(tiny_suite, reports, logs) == 0
+    assert "2 already recorded, 0 to run" in capsys.readouterr().out
+    book = json.loads(book_path.read_text())
+    entry = book["runs"]["mlp_digits8x8/seed1"]
+    assert book["complete"] and book["runs_without_wall_time"] == 1 and book["total_wall_s"] == kept_wall
+    assert entry["wall_s"] is None and entry["booked_from_record"] and entry["train_time_s"] > 0
+    assert "over 1 of them (1 recorded without the suite's timing)" in (reports / "README.md").read_text()
+
     # running a recorded run again reproduces every metric exactly
     assert bench.verify_suite(tiny_suite, reports, logs, seeds=[0]) == 0
     check = json.loads((reports / "bench" / "verify" / "tiny.json").read_text())

@@ -218,6 +218,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
         todo.append((e, s, done))
     n_done = sum(d for *_, d in todo)
     _borrow_wall_times(book, [(e, s) for e, s, d in todo if d], reports_dir, suite["name"])
+    _book_unbooked_runs(book, [(e, s) for e, s, d in todo if d], reports_dir)
     print(f"suite {suite['name']}: {len(jobs)} runs ({len(suite['experiments'])} experiments x "
           f"seeds {seeds}); {n_done} already recorded, {len(jobs) - n_done} to run", file=out)
     bench_todo = [(c, not force and (book["benchmarks"].get(c) or {}).get("rc") == 0)
@@ -294,11 +295,34 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     write_report(reports_dir)
     total = book.get("total_wall_s")
     print(f"suite {suite['name']}: ran {ran}, skipped {n_done}, failed {len(failures)}; "
-          f"recorded wall time of the suite's runs: {_fmt_s(total or 0)}; report: {reports_dir / 'README.md'}",
+          f"recorded wall time of the suite's runs: {_fmt_s(total or 0)}"
+          + (f" ({book['runs_without_wall_time']} recorded without the suite's timing)"
+             if book.get("runs_without_wall_time") else "") + f"; report: {reports_dir / 'README.md'}",
           file=out)
     for e, s, log_path in failures:
         print(f"  failed: {e}" + (f" seed={s}" if s is not None else "") + f" (log: {log_path})", file=out)
     return 1 if failures else 0
+
+
+def _book_unbooked_runs(book: dict, done: list[tuple[str, int]], reports_dir: Path) -> None:
+    """A run recorded with the suite's configuration but in no suite's book (``zoo-train
+    record=true`` by hand, or a book that was not kept) belongs to the suite all the same: it
+    is booked from its record, with its training time and commit, and no wall time
+    (``wall_s`` None: the whole process was not timed), so that the book says which runs the
+    suite holds and which of its totals are partial."""
+    for e, s in done:
+        key = f"{e}/seed{s}"
+        if key in book["runs"]:
+            continue
+        try:
+            metrics = json.loads((reports_dir / "runs" / e / f"seed{s}" / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        book["runs"][key] = {"experiment": e, "seed": s, "wall_s": None,
+                             "train_time_s": metrics.get("train_time_s"),
+                             "finished_at": None, "started_at": metrics.get("started_at"),
+                             "commit": (metrics.get("git") or {}).get("commit"),
+                             "booked_from_record": True}
 
 
 def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Path, name: str) -> None:
@@ -317,7 +341,8 @@ def _borrow_wall_times(book: dict, done: list[tuple[str, int]], reports_dir: Pat
         for runs in others:
             theirs = runs.get(key)
             mine = book["runs"].get(key)
-            if theirs and (mine is None or theirs.get("finished_at", "") > mine.get("finished_at", "")):
+            if theirs and theirs.get("wall_s") is not None and (
+                    mine is None or (theirs.get("finished_at") or "") > (mine.get("finished_at") or "")):
                 book["runs"][key] = dict(theirs)
 
 
@@ -511,7 +536,9 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
     book["experiments"] = suite["experiments"]
     book["seeds"] = suite["seeds"]
     book["complete"] = len(runs) == len(wanted)
-    book["total_wall_s"] = round(sum(r["wall_s"] for r in runs.values()), 1)
+    book["total_wall_s"] = round(sum(r["wall_s"] or 0 for r in runs.values()), 1)
+    # runs booked from their records alone (_book_unbooked_runs): in the book, not in the total
+    book["runs_without_wall_time"] = sum(r.get("wall_s") is None for r in runs.values())
     book["total_train_s"] = round(sum(r.get("train_time_s") or 0 for r in runs.values()), 1)
     wanted_b = set(suite.get("benchmarks", []))
     book["benchmarks"] = {c: v for c, v in book.get("benchmarks", {}).items() if c in wanted_b}

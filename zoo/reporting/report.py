@@ -406,9 +406,16 @@ def _extras(reports_dir: Path) -> list[tuple[str, str]]:
     for book in sorted((reports_dir / "bench").glob("*.json")):
         data = json.loads(book.read_text())
         state = "complete" if data.get("complete") else "incomplete"
+        n, untimed = len(data.get("runs", {})), data.get("runs_without_wall_time") or 0
+        wall = f"{data.get('total_wall_s', 0) / 60:.1f} min of wall time on {data.get('hardware', '?')}"
+        if untimed >= n:  # every run booked from its record (zoo.bench.suite._book_unbooked_runs)
+            timing = "recorded without the suite's timing (no wall time)"
+        elif untimed:
+            timing = f"{wall} over {n - untimed} of them ({untimed} recorded without the suite's timing)"
+        else:
+            timing = wall
         out.append((str(book.relative_to(reports_dir)),
-                    f"Suite `{data.get('suite', book.stem)}` ({state}): {len(data.get('runs', {}))} runs, "
-                    f"{data.get('total_wall_s', 0) / 60:.1f} min of wall time on {data.get('hardware', '?')}"))
+                    f"Suite `{data.get('suite', book.stem)}` ({state}): {n} runs, {timing}"))
     for check in sorted((reports_dir / "bench" / "verify").glob("*.json")):
         data = json.loads(check.read_text())
         where = f" on {data['machine']}" if data.get("machine") else ""
