@@ -114,3 +114,16 @@ def test_machine_free_text_makes_paths_relative(tmp_path, monkeypatch):
     text = f'{{"best_checkpoint": "{run}/checkpoints/best.ckpt", "data": "{tmp_path}/data", "h": "{Path.home()}/d"}}'
     out = machine_free_text(text, run)
     assert out == '{"best_checkpoint": "<run>/checkpoints/best.ckpt", "data": "./data", "h": "~/d"}'
+
+
+def test_an_experiment_whose_seeds_ran_on_other_machines_says_which_ran_where():
+    from zoo.reporting.report import _hardware_of
+
+    def run(seed, cpu, threads):
+        return {"seed": seed, "hardware": {"cpu": cpu, "cpu_cores": 2, "torch_threads": threads}}
+
+    same = [run(0, "Xeon", 2), run(1, "Xeon", 2)]
+    assert _hardware_of(same) == "2 CPU cores (Xeon)"
+    mixed = [run(0, "EPYC", 1), run(1, "Xeon", 2), run(2, "Xeon", 2)]
+    assert _hardware_of(mixed) == ("2 CPU cores (EPYC), 1 torch thread (seed 0); "
+                                   "2 CPU cores (Xeon), 2 torch threads (seeds 1, 2)")

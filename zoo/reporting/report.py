@@ -123,6 +123,22 @@ def _num(values: list[float], fmt: str = "{:.1f}") -> str:
     return fmt.format(m) + (f" ± {fmt.format(s)}" if s is not None else "")
 
 
+def _hardware_of(rs: list[dict]) -> str:
+    """The machine of an experiment's seeds: one summary when they all ran alike, else each
+    machine and thread count with its seeds (their train times and throughputs are then a
+    mixture, and the column says so)."""
+    machines: dict[str, list[int]] = {}
+    for r in rs:
+        hw = r["hardware"]
+        threads = hw.get("torch_threads")
+        key = hardware_summary(hw) + ("" if threads is None else f", {threads} torch thread{'s' * (threads != 1)}")
+        machines.setdefault(key, []).append(r["seed"])
+    if len(machines) == 1:
+        return hardware_summary(rs[0]["hardware"])
+    return "; ".join(f"{m} (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})"
+                     for m, seeds in machines.items())
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per experiment with mean/std over its seeds."""
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -149,7 +165,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "train_time_s": [r["train_time_s"] for r in rs],
             "throughput": [r["throughput_samples_per_s"] for r in rs],
             "peak_rss_mb": [r.get("peak_memory", {}).get("cpu_rss_mb", math.nan) for r in rs],
-            "hardware": hardware_summary(first["hardware"]),
+            "hardware": _hardware_of(rs),
             "devices": first.get("devices", 1),
             "commit": (first.get("git", {}).get("commit") or "unknown")[:10],
             "versions": first.get("versions", {}),
