@@ -401,3 +401,35 @@ def test_the_same_arguments_give_bit_identical_canvases(kw):
         assert torch.equal(getattr(a, field), getattr(b, field)), field
     other = _generate({**kw, "seed": kw["seed"] + 1})
     assert not (torch.equal(a.images, other.images) and torch.equal(a.sources, other.sources))
+
+
+_CANVAS_DIGEST = """
+import hashlib, sys
+from datamodules import make_canvases
+from datamodules.vision.embedded import load_mnist5k
+images, labels = load_mnist5k()
+c = make_canvases(images[:, 0][:500], labels[:500], count=200, seed=3)
+print(hashlib.sha256(c.images.numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect: make_canvases scales digits with float32 bilinear interpolation and rounds to "
+    "uint8; values on x.5 round to other grey levels under torch's non-vectorized kernels, so the "
+    "canvases differ between machines (mend it, then drop this mark, re-record the detection suite "
+    "and re-export its weights)"))
+def test_the_canvases_are_the_same_under_every_cpu_kernel():
+    """The canvases are data: the same seed must give the same pixels on any CPU, with torch's
+    vectorized kernels and with its scalar ones (ATEN_CPU_CAPABILITY=default)."""
+    import os
+    import subprocess
+    import sys
+
+    def digest(**env) -> str:
+        out = subprocess.run([sys.executable, "-c", _CANVAS_DIGEST], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, **env}, check=True)
+        return out.stdout.strip()
+
+    native, scalar = digest(), digest(ATEN_CPU_CAPABILITY="default")
+    assert len(native) == 64
+    assert native == scalar
