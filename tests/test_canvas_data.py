@@ -12,6 +12,7 @@ import hydra
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -413,11 +414,6 @@ print(hashlib.sha256(c.images.numpy().tobytes()).hexdigest())
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: make_canvases scales digits with float32 bilinear interpolation and rounds to "
-    "uint8; values on x.5 round to other grey levels under torch's non-vectorized kernels, so the "
-    "canvases differ between machines (mend it, then drop this mark, re-record the detection suite "
-    "and re-export its weights)"))
 def test_the_canvases_are_the_same_under_every_cpu_kernel():
     """The canvases are data: the same seed must give the same pixels on any CPU, with torch's
     vectorized kernels and with its scalar ones (ATEN_CPU_CAPABILITY=default)."""
@@ -436,3 +432,41 @@ def test_the_canvases_are_the_same_under_every_cpu_kernel():
     native, scalar = digest(), digest(ATEN_CPU_CAPABILITY="default")
     assert len(native) == 64
     assert native == scalar
+
+
+def test_scale_digits_is_exact_bilinear_rounded_half_to_even():
+    """Hand-checked: a 2x2 image scaled to 3x3 and to 4x4, against the bilinear values worked
+    out in fractions; and random images against float64 interpolation, never more than half a
+    grey level away."""
+    from fractions import Fraction
+
+    from datamodules.vision.canvas import _bilinear_weights, scale_digits
+
+    # 2 -> 4: output pixel d samples (2d + 1 - 2) / 4 = -1/4 (clamped to 0), 1/4, 3/4, 5/4 (-> 1)
+    w, den = _bilinear_weights(2, 4)
+    assert den == 8
+    assert w.tolist() == [[8, 0], [6, 2], [2, 6], [0, 8]]
+    x = torch.tensor([[[0, 255], [10, 20]]], dtype=torch.uint8)
+    got = scale_digits(x, 4)[0]
+    # row 1 samples rows 0 and 1 with weights 3/4, 1/4; column 1 likewise
+    v = Fraction(3, 4) * (Fraction(3, 4) * 0 + Fraction(1, 4) * 255) + \
+        Fraction(1, 4) * (Fraction(3, 4) * 10 + Fraction(1, 4) * 20)
+    assert v == Fraction(815, 16)  # 50.9375
+    assert got[1, 1].item() == 51
+    assert got[0].tolist() == [0, 64, 191, 255]  # 63.75 -> 64, 191.25 -> 191
+    # halves go to even: 1 and 2 side by side, scaled 2 -> 4, give 1.25, 1.75 in the middle;
+    # 2 -> 3 samples (2d + 1) * 2 / 6 - 1/2 = -1/6 (-> 0), 1/2, 7/6 (-> 1): the middle is a half
+    for a, b, middle in ((1, 2, 2), (2, 3, 2), (3, 4, 4)):  # 1.5 -> 2, 2.5 -> 2, 3.5 -> 4
+        row = scale_digits(torch.tensor([[[a, b], [a, b]]], dtype=torch.uint8), 3)[0, 0]
+        assert row.tolist() == [a, middle, b], (a, b, row.tolist())
+    # the same size is the identity
+    imgs = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(scale_digits(imgs, 28), imgs)
+    for side in (19, 28, 33, 45):
+        ref = F.interpolate(imgs[:, None].double(), size=(side, side), mode="bilinear",
+                            align_corners=False, antialias=False)[:, 0]
+        out = scale_digits(imgs, side)
+        assert out.shape == (20, side, side) and out.dtype == torch.uint8
+        assert ((out.double() - ref).abs() <= 0.5 + 1e-9).all()
+    with pytest.raises(ValueError, match="scale_digits: x must be a uint8"):
+        scale_digits(imgs.float(), 30)

@@ -32,7 +32,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule, stratified_split
@@ -171,6 +170,52 @@ def _extremes(ink: torch.Tensor) -> tuple[torch.Tensor, ...]:
             _median_true(ink[n, :, left]), _median_true(ink[n, :, right]))
 
 
+def _bilinear_weights(size_in: int, size_out: int) -> tuple[torch.Tensor, int]:
+    """The (size_out, size_in) integer matrix of bilinear interpolation without antialiasing,
+    ``align_corners=False`` (the sampling of ``F.interpolate``), in units of ``1 / (2 size_out)``,
+    and that unit's denominator.
+
+    Output pixel ``d`` samples the input at ``((2d + 1) size_in - size_out) / (2 size_out)``,
+    clamped below at 0, between the input pixels ``i0 = floor`` and ``min(i0 + 1, size_in - 1)``
+    with weights ``1 - r`` and ``r``: rationals with the denominator ``2 size_out``, so integers
+    in that unit.
+    """
+    den = 2 * size_out
+    d = torch.arange(size_out, dtype=torch.long)
+    num = ((2 * d + 1) * size_in - size_out).clamp(min=0)
+    i0 = num // den
+    r = num - i0 * den
+    i1 = (i0 + 1).clamp(max=size_in - 1)
+    w = torch.zeros((size_out, size_in), dtype=torch.long)
+    w.index_put_((d, i0), den - r, accumulate=True)
+    w.index_put_((d, i1), r, accumulate=True)
+    return w, den
+
+
+def scale_digits(x: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 (B, H, W) square images scaled to uint8 (B, side, side) by bilinear interpolation
+    (``align_corners=False``, no antialiasing), rounded to the nearest grey level, halves to even
+    (as ``torch.round`` rounds).
+
+    The arithmetic is exact, in integers: the weights are rationals of the sides
+    (:func:`_bilinear_weights`), so every value is a whole multiple of ``1 / (2 side)^2`` and is
+    rounded once, the same way on every CPU and with any of torch's kernels. (A float32
+    interpolation puts many values on x.5 or within rounding error of it, and the vectorized and
+    scalar kernels round those to different grey levels.)
+    """
+    if x.dtype != torch.uint8 or x.ndim != 3 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"scale_digits: x must be a uint8 (B, H, H) tensor, got {tuple(x.shape)} {x.dtype}")
+    if side == x.shape[1]:
+        return x.clone()
+    w, den = _bilinear_weights(x.shape[1], side)
+    num = torch.einsum("yi,bij,xj->byx", w, x.long(), w)  # whole numbers of 1 / den^2
+    unit = den * den
+    q = torch.div(num, unit, rounding_mode="floor")
+    twice_rest = 2 * (num - q * unit)
+    q += (twice_rest > unit) | ((twice_rest == unit) & (q % 2 == 1))  # halves to even, as torch.round
+    return q.clamp_(0, 255).to(torch.uint8)
+
+
 def make_canvases(digits: torch.Tensor, labels: torch.Tensor, count: int, size: int = 96,
                   min_objects: int = 1, max_objects: int = 3,
                   scale_range: Sequence[float] = (0.7, 1.6), max_overlap_iou: float = 0.2,
@@ -180,10 +225,10 @@ def make_canvases(digits: torch.Tensor, labels: torch.Tensor, count: int, size: 
     ``max_objects`` digits (uniformly many), drawn with replacement from ``digits``.
 
     Each digit is scaled by a factor drawn uniformly from ``scale_range`` (relative to its 28
-    pixels; the side is rounded to whole pixels, bilinear interpolation without antialiasing,
-    values rounded back to uint8) and placed uniformly at random with its scaled square inside
-    the canvas. A place whose tight box overlaps a box already on the canvas by an IoU above
-    ``max_overlap_iou`` is drawn again, at most ``placement_tries`` times; a digit that finds no
+    pixels; the side is rounded to whole pixels; :func:`scale_digits` interpolates bilinearly
+    without antialiasing, in exact integer arithmetic, and rounds to the nearest uint8) and placed
+    uniformly at random with its scaled square inside the canvas. A place whose tight box overlaps
+    a box already on the canvas by an IoU above ``max_overlap_iou`` is drawn again, at most ``placement_tries`` times; a digit that finds no
     place is left out unless the canvas still holds fewer than ``min_objects``, in which case it
     goes to the place of least overlap it was offered. (The first digit always has a place, so
     with ``min_objects <= 1`` no two boxes overlap by more than ``max_overlap_iou``.) A digit with
@@ -250,10 +295,7 @@ def make_canvases(digits: torch.Tensor, labels: torch.Tensor, count: int, size: 
     has_ink = torch.zeros(n_obj, dtype=torch.bool)
     for s in obj_side.unique().tolist():
         which = (obj_side == s).nonzero().squeeze(1)
-        x = digits[obj_src[which]].float()
-        if s != DIGIT_SIZE:
-            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=False)
-        x = x.round().clamp(0, 255).to(torch.uint8)[:, 0]  # (B, s, s)
+        x = scale_digits(digits[obj_src[which], 0], s)  # (B, s, s)
         ink = x > 0
         has = ink.flatten(1).any(1)
         has_ink[which] = has
@@ -329,10 +371,7 @@ def make_canvases(digits: torch.Tensor, labels: torch.Tensor, count: int, size: 
 def render_object(digits: torch.Tensor, source: int, side: int) -> torch.Tensor:
     """The uint8 (side, side) digit ``source`` of ``digits`` scaled as :func:`make_canvases`
     scales it: what it pastes at its ``placements``."""
-    x = digits.reshape(-1, 1, DIGIT_SIZE, DIGIT_SIZE)[source:source + 1].float()
-    if side != DIGIT_SIZE:
-        x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=False)
-    return x.round().clamp(0, 255).to(torch.uint8)[0, 0]
+    return scale_digits(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE)[source:source + 1], side)[0]
 
 
 # ------------------------------------------------------------------------------------ DataModule
