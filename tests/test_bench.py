@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import shutil
 import statistics
 
 import pytest
@@ -18,7 +19,7 @@ from zoo.bench import throughput as bench_throughput
 from zoo.flops import count_flops, format_flops, reference_input_shape
 from zoo.layers import scale_width
 from zoo.registry import count_parameters
-from zoo.reporting.report import load_runs
+from zoo.reporting.report import load_runs, write_report
 from zoo.weights.torchvision import TORCHVISION_EQUIVALENTS, load_torchvision_state_dict, torchvision_model
 
 
@@ -224,6 +225,11 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     rerecorded["started_at"] = "2999-01-01T00:00:00+00:00"
     (reports / "runs" / "mlp_digits8x8" / "seed0" / "metrics.json").write_text(json.dumps(rerecorded))
     assert bench._earlier_verification(reports, "tiny_other", "mlp_digits8x8", 0, rerecorded) is None
+    # the report no longer lets that check speak for the record made again
+    write_report(reports)
+    assert ("1/1 runs gave identical validation and test metrics when run again" in
+            (reports / "README.md").read_text())
+    assert "since then 1 of these runs were recorded again or removed" in (reports / "README.md").read_text()
     changed_metrics = dict(json.loads(first), test={"test/acc": 0.0})
     assert bench._earlier_verification(reports, "tiny_other", "mlp_digits8x8", 0, changed_metrics) is None
     assert bench._earlier_verification(reports, "tiny", "mlp_digits8x8", 0, json.loads(first)) is None
@@ -247,6 +253,12 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     changed = dict(tiny_suite, overrides=[*QUICK, "optimizer.lr=0.5"])
     assert bench.run_suite(changed, reports, logs, seeds=[0], dry_run=True) == 0
     assert "0 already recorded, 1 to run" in capsys.readouterr().out
+
+    # a record removed (to be made again) leaves the book too: the suite is incomplete again
+    shutil.rmtree(reports / "runs" / "mlp_digits8x8" / "seed1")
+    assert bench.run_suite(tiny_suite, reports, logs, seeds=[0]) == 0
+    book = json.loads(book_path.read_text())
+    assert list(book["runs"]) == ["mlp_digits8x8/seed0"] and not book["complete"]
 
 
 def test_a_run_that_ends_without_its_record_is_a_failure_not_a_crash(tiny_suite, tmp_path, monkeypatch, capsys):

@@ -214,8 +214,12 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
     todo = []
     for e, s in jobs:
         wanted = compose(e, s, suite["overrides"])
-        done = not force and same_config(wanted, recorded_config(reports_dir, e, s))
-        todo.append((e, s, done))
+        same = same_config(wanted, recorded_config(reports_dir, e, s))
+        if not same:  # the booked run's record is gone or is of another configuration
+            book["runs"].pop(f"{e}/seed{s}", None)
+        todo.append((e, s, not force and same))
+    for key in [k for k in book["runs"] if not (reports_dir / "runs" / k / "metrics.json").is_file()]:
+        del book["runs"][key]  # a record removed (to be made again): its book entry goes with it
     n_done = sum(d for *_, d in todo)
     _borrow_wall_times(book, [(e, s) for e, s, d in todo if d], reports_dir, suite["name"])
     _book_unbooked_runs(book, [(e, s) for e, s, d in todo if d], reports_dir)

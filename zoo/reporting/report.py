@@ -415,6 +415,22 @@ _EXTRA_REPORTS = [
 ]
 
 
+def _records_made_since(reports_dir: Path, check: dict) -> int:
+    """How many runs of a reproduction check (``reports/bench/verify/*.json``) no longer have the
+    record it re-ran: the record was removed, or made again after the check."""
+    stale = 0
+    for entry in check.get("runs", []):
+        path = reports_dir / "runs" / str(entry.get("experiment")) / f"seed{entry.get('seed')}" / "metrics.json"
+        checked_at = entry.get("verified_at") or check.get("finished_at") or ""
+        try:
+            started = json.loads(path.read_text()).get("started_at", "")
+        except (OSError, ValueError):
+            stale += 1
+            continue
+        stale += bool(checked_at and started > checked_at)
+    return stale
+
+
 def _extras(reports_dir: Path) -> list[tuple[str, str]]:
     out = [(rel, title) for rel, title in _EXTRA_REPORTS if (reports_dir / rel).exists()]
     for sweep in sorted((reports_dir / "sweeps").glob("*/README.md")):
@@ -438,9 +454,12 @@ def _extras(reports_dir: Path) -> list[tuple[str, str]]:
         when = f" ({data['finished_at'][:10]})" if data.get("finished_at") else ""
         progress = (f" so far ({data['checked']} of {data.get('planned', '?')} checked; "
                     f"`zoo-bench {data['suite']} --verify --seeds {','.join(map(str, data.get('seeds', [])))}` goes on from there)" if data.get("complete") is False else "")
+        stale = _records_made_since(reports_dir, data)
+        since = (f"; since then {stale} of these runs were recorded again or removed, so the check no longer "
+                 f"speaks for them (`zoo-bench {data['suite']} --verify` checks them again)" if stale else "")
         out.append((str(check.relative_to(reports_dir)),
                     f"Reproduction check of suite `{data['suite']}`: {data['identical']}/{data['checked']} "
-                    f"runs gave identical validation and test metrics when run again{where}{when}{progress}"))
+                    f"runs gave identical validation and test metrics when run again{where}{when}{progress}{since}"))
     return out
 
 
