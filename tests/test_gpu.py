@@ -54,3 +54,27 @@ def test_a_copy_of_the_tree_without_git_takes_its_commit_from_the_environment(tm
     assert git_info(tmp_path) == {"commit": "0123456789abcdef", "dirty": None}
     monkeypatch.delenv("ZOO_GIT_COMMIT")
     assert git_info(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_a_tree_whose_reports_changed_is_still_clean(tmp_path):
+    """Records are what runs write: a change under reports/ leaves the tree clean, a change to
+    the code or configs makes it dirty."""
+    import subprocess
+
+    from zoo.runinfo import git_info
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=zoo", "-c", "user.email=zoo@example.org", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "results.csv").write_text("a\n")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    assert git_info(tmp_path)["dirty"] is False
+    (tmp_path / "reports" / "results.csv").write_text("a\nb\n")
+    assert git_info(tmp_path)["dirty"] is False
+    (tmp_path / "train.py").write_text("x = 2\n")
+    assert git_info(tmp_path)["dirty"] is True

@@ -4,6 +4,7 @@ are refused; the predict command; head replacement for another class count."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -258,12 +259,23 @@ def test_export_is_byte_reproducible_and_loads_by_name(tmp_path, monkeypatch):
     from zoo.cli.train import train
     from zoo.tasks import load_task
 
-    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.max_epochs=1",
+    cfg = compose_train(["experiment=mlp_digits8x8", "trainer=cpu", "trainer.max_epochs=1", "record=true",
                          "trainer.enable_progress_bar=false", "logger=none", "callbacks=default"], tmp_path)
     rec = train(cfg)
     cards = [W.export_run(cfg.paths.output_dir, rec["best_checkpoint"], "toy", out_dir=tmp_path / f"w{i}")
              for i in range(3)]
+    # the recorded run names its folder <run>; its checkpoint, still where it was trained, is its own
+    recorded = tmp_path / "reports" / "runs" / "mlp_digits8x8" / "seed0"
+    assert "<run>" in (recorded / "config.yaml").read_text()
+    cards.append(W.export_run(recorded, rec["best_checkpoint"], "toy", out_dir=tmp_path / "w3"))
     assert len({c.sha256 for c in cards}) == 1
+    # a record of another configuration is not this checkpoint's: refused, nothing written
+    other = tmp_path / "other_record"
+    shutil.copytree(recorded, other)
+    (other / "config.yaml").write_text((other / "config.yaml").read_text().replace("seed: 0", "seed: 7"))
+    with pytest.raises(W.WeightsError, match="was not written by the run recorded in .*other_record"):
+        W.export_run(other, rec["best_checkpoint"], "toy", out_dir=tmp_path / "w4")
+    assert not (tmp_path / "w4").exists()
     assert (tmp_path / "w0" / cards[0].file).read_bytes() == (tmp_path / "w2" / cards[0].file).read_bytes()
     monkeypatch.setattr(W, "PACKAGE_DIR", tmp_path / "w1")
     state, card = W.load_weights(cards[0].name, download=False)

@@ -275,9 +275,18 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
     from omegaconf import OmegaConf
 
     run_cfg = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"))
-    # where the files were (``paths``) is recorded without this machine's folders: not compared
-    if {k: v for k, v in (task.run_config or {}).items() if k != "paths"} != \
-            {k: v for k, v in run_cfg.items() if k != "paths"}:
+    # the record names the run folder ``<run>`` (zoo.cli.train.machine_free_text); the
+    # checkpoint's config holds the folder it was trained in: compared in the record's words.
+    # Where the files were (``paths``) is recorded without this machine's folders: not compared
+    ckpt_cfg = task.run_config or {}
+    trained_in = Path((ckpt_cfg.get("trainer") or {}).get("default_root_dir") or Path(ckpt_path).resolve().parent.parent)
+    from zoo.cli.train import machine_free_text
+
+    def in_record_words(cfg: dict) -> dict:
+        text = machine_free_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), trained_in)
+        return {k: v for k, v in OmegaConf.to_container(OmegaConf.create(text)).items() if k != "paths"}
+
+    if in_record_words(ckpt_cfg) != in_record_words(run_cfg):
         raise WeightsError(f"{ckpt_path} was not written by the run recorded in {run_dir} (their configs "
                            "differ): its metrics would not be this checkpoint's")
     name = f"{spec['name']}.{tag}"
