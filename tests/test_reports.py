@@ -107,7 +107,7 @@ def test_recorded_runs_carry_no_path_of_the_machine_they_ran_on():
 def test_machine_free_text_makes_paths_relative(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from zoo.cli.train import machine_free_text
+    from zoo.runinfo import machine_free_text
 
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "outputs" / "x" / "seed0"

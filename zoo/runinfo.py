@@ -84,3 +84,13 @@ def write_rows_csv(path, rows: list[dict], digits: int = 5) -> None:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows({k: (round(v, digits) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+
+
+def machine_free_text(text: str, run_dir: Path) -> str:
+    """``text`` with the absolute paths of this machine made relative: the run folder becomes
+    ``<run>``, the working directory ``.``, the home directory ``~``."""
+    for path, word in ((run_dir.resolve(), "<run>"), (Path(run_dir).absolute(), "<run>"),
+                       (Path.cwd().resolve(), "."), (Path.home().resolve(), "~")):
+        if len(path.parts) > 1:  # never the file system's root
+            text = text.replace(str(path), word)
+    return text

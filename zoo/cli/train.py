@@ -38,7 +38,7 @@ from zoo.callbacks import RunStats
 from zoo.flops import count_flops
 from zoo.optim import scale_learning_rates
 from zoo.registry import count_parameters
-from zoo.runinfo import git_info, hardware, library_versions
+from zoo.runinfo import git_info, hardware, library_versions, machine_free_text
 from zoo.errors import CheckpointError, ConfigError, unwrapped_user_errors, user_errors
 from zoo.tasks.base import read_checkpoint_safely
 from zoo.utils.checkpoint_io import AtomicCheckpointIO
@@ -423,16 +423,6 @@ def record_run(out_dir: Path, reports_dir: Path, record: dict) -> Path:
         shutil.rmtree(old)
     write_report(reports_dir)
     return dest
-
-
-def machine_free_text(text: str, run_dir: Path) -> str:
-    """``text`` with the absolute paths of this machine made relative: the run folder becomes
-    ``<run>``, the working directory ``.``, the home directory ``~``."""
-    for path, word in ((run_dir.resolve(), "<run>"), (Path(run_dir).absolute(), "<run>"),
-                       (Path.cwd().resolve(), "."), (Path.home().resolve(), "~")):
-        if len(path.parts) > 1:  # never the file system's root
-            text = text.replace(str(path), word)
-    return text
 
 
 def _print_summary(record: dict, out_dir: Path) -> None:

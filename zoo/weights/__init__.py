@@ -275,12 +275,12 @@ def export_run(run_dir: Path, ckpt_path: Path, tag: str, out_dir: Path = PACKAGE
     from omegaconf import OmegaConf
 
     run_cfg = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"))
-    # the record names the run folder ``<run>`` (zoo.cli.train.machine_free_text); the
+    # the record names the run folder ``<run>`` (zoo.runinfo.machine_free_text); the
     # checkpoint's config holds the folder it was trained in: compared in the record's words.
     # Where the files were (``paths``) is recorded without this machine's folders: not compared
     ckpt_cfg = task.run_config or {}
     trained_in = Path((ckpt_cfg.get("trainer") or {}).get("default_root_dir") or Path(ckpt_path).resolve().parent.parent)
-    from zoo.cli.train import machine_free_text
+    from zoo.runinfo import machine_free_text
 
     def in_record_words(cfg: dict) -> dict:
         text = machine_free_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), trained_in)
