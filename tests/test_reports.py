@@ -127,3 +127,14 @@ def test_an_experiment_whose_seeds_ran_on_other_machines_says_which_ran_where():
     mixed = [run(0, "EPYC", 1), run(1, "Xeon", 2), run(2, "Xeon", 2)]
     assert _hardware_of(mixed) == ("2 CPU cores (EPYC), 1 torch thread (seed 0); "
                                    "2 CPU cores (Xeon), 2 torch threads (seeds 1, 2)")
+
+
+def test_a_verification_names_the_machine_in_words_with_one_thread_singular():
+    from zoo.bench.suite import _machine_words
+
+    def record(threads, gpu=None):
+        return {"hardware": {"cpu": "EPYC", "torch_threads": threads, "gpu": gpu}, "versions": {"torch": "2.1"}}
+
+    assert _machine_words(record(1)) == "EPYC, 1 torch thread, torch 2.1"
+    assert _machine_words(record(2, "H100")) == "EPYC, 2 torch threads, H100, torch 2.1"
+    assert _machine_words({}) == "?, ? torch threads, torch ?"

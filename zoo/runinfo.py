@@ -51,6 +51,11 @@ def hardware_summary(hw: dict) -> str:
     return f"{hw['cpu_cores']} CPU cores ({hw['cpu']})"
 
 
+def threads_words(threads) -> str:
+    """``2 torch threads``, ``1 torch thread``; ``? torch threads`` when the count is unknown."""
+    return f"{'?' if threads is None else threads} torch thread{'' if threads == 1 else 's'}"
+
+
 def git_info(cwd: str | Path | None = None) -> dict:
     cwd = cwd or Path(__file__).resolve().parent.parent
     try:
@@ -71,7 +76,7 @@ def git_info(cwd: str | Path | None = None) -> dict:
 def machine_line() -> str:
     """One line for a benchmark report: machine, threads, library versions, commit."""
     hw = hardware()
-    return (f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {hw['torch_threads']} torch threads); "
+    return (f"Machine: {hardware_summary(hw)} ({hw['cpu']}, {threads_words(hw['torch_threads'])}); "
             + ", ".join(f"{k} {v}" for k, v in library_versions().items())
             + f"; commit `{(git_info().get('commit') or 'unknown')[:10]}`")
 

@@ -527,8 +527,10 @@ def _this_machine(record: dict) -> dict:
 
 
 def _machine_words(record: dict) -> str:
+    from zoo.runinfo import threads_words
+
     hw, versions = record.get("hardware", {}), record.get("versions", {})
-    return (f"{hw.get('cpu', '?')}, {hw.get('torch_threads', '?')} torch threads"
+    return (f"{hw.get('cpu', '?')}, {threads_words(hw.get('torch_threads'))}"
             + (f", {hw['gpu']}" if hw.get("gpu") else "") + f", torch {versions.get('torch', '?')}")
 
 

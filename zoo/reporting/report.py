@@ -17,7 +17,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from zoo.runinfo import hardware_summary
+from zoo.runinfo import hardware_summary, threads_words
 
 HEADER = """# Results
 
@@ -131,7 +131,7 @@ def _hardware_of(rs: list[dict]) -> str:
     for r in rs:
         hw = r["hardware"]
         threads = hw.get("torch_threads")
-        key = hardware_summary(hw) + ("" if threads is None else f", {threads} torch thread{'s' * (threads != 1)}")
+        key = hardware_summary(hw) + ("" if threads is None else f", {threads_words(threads)}")
         machines.setdefault(key, []).append(r["seed"])
     if len(machines) == 1:
         return hardware_summary(rs[0]["hardware"])
