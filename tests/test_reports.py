@@ -129,6 +129,18 @@ def test_an_experiment_whose_seeds_ran_on_other_machines_says_which_ran_where():
                                    "2 CPU cores (Xeon), 2 torch threads (seeds 1, 2)")
 
 
+def test_an_experiment_whose_seeds_were_recorded_at_other_commits_says_which_at_which():
+    from zoo.reporting.report import _commit_of
+
+    def run(seed, commit):
+        return {"seed": seed, "git": {"commit": commit, "dirty": False}}
+
+    assert _commit_of([run(0, "a" * 40), run(1, "a" * 40)]) == "`aaaaaaaaaa`"
+    assert _commit_of([run(0, "a" * 40), run(1, "b" * 40), run(2, "b" * 40)]) == (
+        "`aaaaaaaaaa` (seed 0); `bbbbbbbbbb` (seeds 1, 2)")
+    assert _commit_of([{"seed": 0}]) == "`unknown`"
+
+
 def test_a_verification_names_the_machine_in_words_with_one_thread_singular():
     from zoo.bench.suite import _machine_words
 

@@ -123,20 +123,39 @@ def _num(values: list[float], fmt: str = "{:.1f}") -> str:
     return fmt.format(m) + (f" ± {fmt.format(s)}" if s is not None else "")
 
 
+def _seeds_by(rs: list[dict], key) -> dict[str, list[int]]:
+    """The runs' seeds grouped by ``key(run)``, in the order the keys first appear."""
+    groups: dict[str, list[int]] = {}
+    for r in rs:
+        groups.setdefault(key(r), []).append(r["seed"])
+    return groups
+
+
+def _each_with_seeds(groups: dict[str, list[int]]) -> str:
+    return "; ".join(f"{g} (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})"
+                     for g, seeds in groups.items())
+
+
 def _hardware_of(rs: list[dict]) -> str:
     """The machine of an experiment's seeds: one summary when they all ran alike, else each
     machine and thread count with its seeds (their train times and throughputs are then a
     mixture, and the column says so)."""
-    machines: dict[str, list[int]] = {}
-    for r in rs:
+    def machine(r):
         hw = r["hardware"]
         threads = hw.get("torch_threads")
-        key = hardware_summary(hw) + ("" if threads is None else f", {threads_words(threads)}")
-        machines.setdefault(key, []).append(r["seed"])
+        return hardware_summary(hw) + ("" if threads is None else f", {threads_words(threads)}")
+
+    machines = _seeds_by(rs, machine)
     if len(machines) == 1:
         return hardware_summary(rs[0]["hardware"])
-    return "; ".join(f"{m} (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})"
-                     for m, seeds in machines.items())
+    return _each_with_seeds(machines)
+
+
+def _commit_of(rs: list[dict]) -> str:
+    """The commit an experiment's seeds were recorded at, as Markdown code; each commit with its
+    seeds when they were recorded at different ones."""
+    commits = _seeds_by(rs, lambda r: f"`{(r.get('git', {}).get('commit') or 'unknown')[:10]}`")
+    return next(iter(commits)) if len(commits) == 1 else _each_with_seeds(commits)
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -167,7 +186,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "peak_rss_mb": [r.get("peak_memory", {}).get("cpu_rss_mb", math.nan) for r in rs],
             "hardware": _hardware_of(rs),
             "devices": first.get("devices", 1),
-            "commit": (first.get("git", {}).get("commit") or "unknown")[:10],
+            "commit": _commit_of(rs),
             "versions": first.get("versions", {}),
             "command": first["command"],
             "reference": experiment_reference(exp, first.get("reference")),
@@ -304,7 +323,7 @@ def family_section(family: str, rows: list[dict], plot_rel: str | None,
             + " | ".join(figures)
             + f" | {_reference(r['reference'], cols)} | {r['params']:,} | {_flops(r['flops'])} | {r['epochs']} "
             f"| {_num(r['train_time_s'])} | {_num(r['throughput'], '{:.0f}')} | {_num(r['peak_rss_mb'], '{:.0f}')} "
-            f"| {r['hardware']} ×{r['devices']} | `{r['commit']}` |")
+            f"| {r['hardware']} ×{r['devices']} | {r['commit']} |")
     if plot_rel:
         out.append(f"\n![{cols[0][1]} by experiment, and against FLOPs]({plot_rel})")
     for rel, caption in family_plots or []:
