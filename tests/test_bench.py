@@ -261,6 +261,24 @@ def test_suite_runs_records_and_resumes(tiny_suite, tmp_path, capsys):
     assert list(book["runs"]) == ["mlp_digits8x8/seed0"] and not book["complete"]
 
 
+def test_a_suites_book_names_the_machines_its_runs_were_recorded_on(tmp_path):
+    from zoo.runinfo import hardware, hardware_summary
+
+    def record(key, cpu):
+        path = tmp_path / "runs" / key / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"hardware": {"cpu": cpu, "cpu_cores": 2, "torch_threads": 2}}))
+
+    record("a/seed0", "EPYC")
+    record("a/seed1", "EPYC")
+    assert bench._machines_of({"a/seed0": {}, "a/seed1": {}}, tmp_path) == "2 CPU cores (EPYC)"
+    record("a/seed2", "Xeon")
+    assert bench._machines_of({"a/seed0": {}, "a/seed1": {}, "a/seed2": {}}, tmp_path) == (
+        "2 CPU cores (EPYC) (2 runs); 2 CPU cores (Xeon) (1 run)")
+    # no readable record (a suite of benchmarks only, or a record gone): this machine
+    assert bench._machines_of({"gone/seed0": {}}, tmp_path) == hardware_summary(hardware())
+
+
 def test_a_run_that_ends_without_its_record_is_a_failure_not_a_crash(tiny_suite, tmp_path, monkeypatch, capsys):
     """A training process stopped by SIGTERM can exit 0 (Lightning ends the fit gracefully)
     without writing its record: the suite reports that run as failed and goes on."""

@@ -266,7 +266,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
                                         "train_time_s": metrics.get("train_time_s"),
                                         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                         "commit": (metrics.get("git") or {}).get("commit")}
-        _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+        _write_json_atomic(record_path, _summarise_book(book, suite, seeds, reports_dir))
         elapsed = time.perf_counter() - t_suite
         eta = elapsed / ran * (len(remaining) - i)
         from zoo.reporting.report import primary_figure
@@ -274,7 +274,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
         figure = primary_figure(metrics)
         print(f"{figure + ', ' if figure else ''}{_fmt_s(wall)} (elapsed {_fmt_s(elapsed)}, ETA {_fmt_s(eta)})", file=out, flush=True)
 
-    _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+    _write_json_atomic(record_path, _summarise_book(book, suite, seeds, reports_dir))
     pending = [c for c, d in bench_todo if not d]
     for i, command in enumerate(pending, 1):
         log_path = log_dir / f"benchmark-{i}.log"
@@ -289,7 +289,7 @@ def run_suite(suite: dict, reports_dir: Path, log_dir: Path, seeds: list[int] | 
         book["benchmarks"][command] = {"rc": rc, "wall_s": round(wall, 1), "log": str(log_path),
                                        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                        "commit": git_info().get("commit")}
-        _write_json_atomic(record_path, _summarise_book(book, suite, seeds))
+        _write_json_atomic(record_path, _summarise_book(book, suite, seeds, reports_dir))
         if rc != 0:
             failures.append((f"benchmark {command!r}", None, log_path))
         print(("done" if rc == 0 else f"FAILED (exit {rc}); log: {log_path}") + f" in {_fmt_s(wall)}",
@@ -534,7 +534,7 @@ def _machine_words(record: dict) -> str:
             + (f", {hw['gpu']}" if hw.get("gpu") else "") + f", torch {versions.get('torch', '?')}")
 
 
-def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
+def _summarise_book(book: dict, suite: dict, seeds: list[int], reports_dir: Path) -> dict:
     """Totals over the runs of the suite's current experiments and seeds that have a wall time."""
     wanted = {f"{e}/seed{s}" for e in suite["experiments"] for s in suite["seeds"]}
     runs = {k: v for k, v in book["runs"].items() if k in wanted}
@@ -549,10 +549,26 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int]) -> dict:
     wanted_b = set(suite.get("benchmarks", []))
     book["benchmarks"] = {c: v for c, v in book.get("benchmarks", {}).items() if c in wanted_b}
     book["benchmarks_wall_s"] = round(sum(v["wall_s"] for v in book["benchmarks"].values()), 1)
+    book["hardware"] = _machines_of(runs, reports_dir)
+    return book
+
+
+def _machines_of(runs: dict, reports_dir: Path) -> str:
+    """The machines the booked runs were recorded on, from their records: one summary when they
+    all ran on one kind, else each kind with its number of runs (the suite's wall time is then a
+    sum over machines). A suite with no readable record (benchmarks only) names this machine."""
     from zoo.runinfo import hardware, hardware_summary
 
-    book["hardware"] = hardware_summary(hardware())
-    return book
+    counts: dict[str, int] = {}
+    for key in runs:
+        try:
+            hw = json.loads((reports_dir / "runs" / key / "metrics.json").read_text())["hardware"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        counts[hardware_summary(hw)] = counts.get(hardware_summary(hw), 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), None) or hardware_summary(hardware())
+    return "; ".join(f"{h} ({n} run{'s' * (n != 1)})" for h, n in counts.items())
 
 
 def main(argv: list[str] | None = None) -> int:
