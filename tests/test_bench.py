@@ -274,7 +274,7 @@ def test_a_suites_book_names_the_machines_its_runs_were_recorded_on(tmp_path):
     assert bench._machines_of({"a/seed0": {}, "a/seed1": {}}, tmp_path) == "2 CPU cores (EPYC)"
     record("a/seed2", "Xeon")
     assert bench._machines_of({"a/seed0": {}, "a/seed1": {}, "a/seed2": {}}, tmp_path) == (
-        "2 CPU cores (EPYC) (2 runs); 2 CPU cores (Xeon) (1 run)")
+        "2 CPU cores (EPYC), 2 torch threads (2 runs); 2 CPU cores (Xeon), 2 torch threads (1 run)")
     # no readable record (a suite of benchmarks only, or a record gone): this machine
     assert bench._machines_of({"gone/seed0": {}}, tmp_path) == hardware_summary(hardware())
 

@@ -56,6 +56,13 @@ def threads_words(threads) -> str:
     return f"{'?' if threads is None else threads} torch thread{'' if threads == 1 else 's'}"
 
 
+def hardware_with_threads(hw: dict) -> str:
+    """The machine and its torch threads, ``2 CPU cores (Xeon), 2 torch threads``: what must be
+    alike for two runs' times to be compared (the threads left out when not recorded)."""
+    threads = hw.get("torch_threads")
+    return hardware_summary(hw) + ("" if threads is None else f", {threads_words(threads)}")
+
+
 def git_info(cwd: str | Path | None = None) -> dict:
     cwd = cwd or Path(__file__).resolve().parent.parent
     try:

@@ -555,19 +555,24 @@ def _summarise_book(book: dict, suite: dict, seeds: list[int], reports_dir: Path
 
 def _machines_of(runs: dict, reports_dir: Path) -> str:
     """The machines the booked runs were recorded on, from their records: one summary when they
-    all ran on one kind, else each kind with its number of runs (the suite's wall time is then a
-    sum over machines). A suite with no readable record (benchmarks only) names this machine."""
-    from zoo.runinfo import hardware, hardware_summary
+    all ran alike, else each machine and thread count with its number of runs (the suite's wall
+    time is then a sum over them). A suite with no readable record (benchmarks only) names this
+    machine."""
+    from collections import Counter
 
-    counts: dict[str, int] = {}
+    from zoo.runinfo import hardware, hardware_summary, hardware_with_threads
+
+    counts: Counter[str] = Counter()
+    summaries: set[str] = set()
     for key in runs:
         try:
             hw = json.loads((reports_dir / "runs" / key / "metrics.json").read_text())["hardware"]
+            counts[hardware_with_threads(hw)] += 1
+            summaries.add(hardware_summary(hw))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        counts[hardware_summary(hw)] = counts.get(hardware_summary(hw), 0) + 1
     if len(counts) <= 1:
-        return next(iter(counts), None) or hardware_summary(hardware())
+        return next(iter(summaries), None) or hardware_summary(hardware())
     return "; ".join(f"{h} ({n} run{'s' * (n != 1)})" for h, n in counts.items())
 
 

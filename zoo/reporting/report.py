@@ -17,7 +17,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from zoo.runinfo import hardware_summary, threads_words
+from zoo.runinfo import hardware_summary, hardware_with_threads
 
 HEADER = """# Results
 
@@ -140,12 +140,7 @@ def _hardware_of(rs: list[dict]) -> str:
     """The machine of an experiment's seeds: one summary when they all ran alike, else each
     machine and thread count with its seeds (their train times and throughputs are then a
     mixture, and the column says so)."""
-    def machine(r):
-        hw = r["hardware"]
-        threads = hw.get("torch_threads")
-        return hardware_summary(hw) + ("" if threads is None else f", {threads_words(threads)}")
-
-    machines = _seeds_by(rs, machine)
+    machines = _seeds_by(rs, lambda r: hardware_with_threads(r["hardware"]))
     if len(machines) == 1:
         return hardware_summary(rs[0]["hardware"])
     return _each_with_seeds(machines)
