@@ -77,6 +77,25 @@ def test_pk_batches_under_ddp_come_from_each_process_own_share_of_the_data():
     assert epoch(0, 0)[0] != epoch(0, 1)[0]  # reshuffled between epochs
 
 
+def test_pk_batches_drawn_by_size_meet_a_big_class_as_often_as_its_examples_say():
+    """``class_draw="by_size"``: two classes of 400 among twenty of 10 are in nearly every batch
+    (each example then seen about as often), where a uniform draw gives them 3 batches in 11."""
+    labels = torch.cat([torch.zeros(400), torch.ones(400), torch.arange(2, 22).repeat_interleave(10)]).long()
+    counts = {}
+    for draw in ("uniform", "by_size"):
+        sampler = PKBatchSampler(labels, p=6, k=2, batches_per_epoch=200, generator=torch.Generator().manual_seed(0),
+                                 class_draw=draw)
+        batches = list(sampler)
+        for b in batches:
+            classes, per_class = torch.unique(labels[b], return_counts=True)
+            assert len(classes) == 6 and per_class.tolist() == [2] * 6  # still P distinct classes x K
+        counts[draw] = sum(int(labels[b].eq(0).any()) for b in batches) / len(batches)
+        again = list(PKBatchSampler(labels, p=6, k=2, batches_per_epoch=200,
+                                    generator=torch.Generator().manual_seed(0), class_draw=draw))
+        assert again == batches
+    assert abs(counts["uniform"] - 6 / 22) < 0.08 and counts["by_size"] > 0.9
+
+
 @bad_input
 def test_pk_sampler_refuses_impossible_batches():
     labels = torch.tensor([0, 0, 1, 1])
@@ -84,6 +103,10 @@ def test_pk_sampler_refuses_impossible_batches():
         PKBatchSampler(labels, p=3, k=2)
     with pytest.raises(ValueError, match="k .* must be an int >= 2"):
         PKBatchSampler(labels, p=2, k=1)
+    with pytest.raises(ValueError, match="class_draw must be one of uniform, by_size, got 'weighted'"):
+        PKBatchSampler(labels, p=2, k=2, class_draw="weighted")
+    with pytest.raises(ValueError, match="MNIST5kOneShotDataModule: class_draw must be one of uniform, by_size"):
+        MNIST5kOneShotDataModule(class_draw="weighted")
 
 
 # -- one-shot digits ----------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, T
 
 from datamodules.base import stratified_split
 from datamodules.vision.embedded import MNIST5kDataModule, load_mnist5k
+from datamodules.vision.glyphs import glyph_digest
+
+
+CLASS_DRAWS = ("uniform", "by_size")
 
 
 class PKBatchSampler(BatchSampler):
@@ -44,11 +48,19 @@ class PKBatchSampler(BatchSampler):
         generator: optional ``torch.Generator`` the epochs' seeds come from.
         sampler: the examples to draw from, e.g. this process's ``DistributedSampler``; by default
             every example (the sampler shown is then a ``RandomSampler``, as the draws are random).
+        class_draw: ``uniform`` (every class as likely in a batch) or ``by_size`` (a class drawn
+            with odds in proportion to its examples, without replacement within a batch: a class
+            of 500 digits comes back far more often than one of 20 printed characters, so that
+            every example is seen about as often).
     """
 
     def __init__(self, labels: Sequence[int] | torch.Tensor, p: int, k: int, batches_per_epoch: int | None = None,
-                 generator: torch.Generator | None = None, sampler: Sampler[int] | None = None):
+                 generator: torch.Generator | None = None, sampler: Sampler[int] | None = None,
+                 class_draw: str = "uniform"):
         labels = torch.as_tensor(labels).view(-1).long()
+        if class_draw not in CLASS_DRAWS:
+            raise ValueError(f"PKBatchSampler: class_draw must be one of {', '.join(CLASS_DRAWS)}, got {class_draw!r}")
+        self.class_draw = class_draw
         self.labels = labels
         self.classes = torch.unique(labels)
         if not isinstance(p, int) or not 1 <= p <= len(self.classes):
@@ -84,7 +96,12 @@ class PKBatchSampler(BatchSampler):
         heads = [0] * len(members)
         for _ in range(self.num_batches):
             batch: list[int] = []
-            for c in torch.randperm(len(members), generator=g)[:p].tolist():
+            if self.class_draw == "by_size":
+                sizes = torch.tensor([float(len(m)) for m in members])
+                drawn = torch.multinomial(sizes, p, replacement=False, generator=g)
+            else:
+                drawn = torch.randperm(len(members), generator=g)[:p]
+            for c in drawn.tolist():
                 taken: list[int] = []
                 if len(queues[c]) - heads[c] < self.k <= len(queues[c]):
                     heads[c] = len(queues[c])  # too few left for a batch: the leftovers wait for the next shuffle
@@ -194,6 +211,13 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
     top-bottom mirror): ``rot4_flip`` then makes 2 + 2 + 8 + 4 + 8 = 24 classes of 0-4. Validation
     and test digits are never transformed.
 
+    **Printed characters** (``glyph_classes``; the training split only): the glyph classes of
+    :func:`datamodules.vision.glyphs.glyph_classes` -- letters and signs of many scripts drawn in
+    matplotlib's fonts and set as MNIST's digits, none a digit or shaped like one -- join the
+    training digits as more identities, labelled after the digits' (and their transforms') labels.
+    Koch et al. (2015) learn one-shot recognition from Omniglot's many characters; these make a
+    small one offline.
+
     Args:
         batch_size: training batch size, ``P x K`` with ``K = samples_per_class``.
         samples_per_class: ``K``, the digits of each class in a training batch (>= 2).
@@ -202,10 +226,13 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
             task's ``n_way`` for one-shot episodes).
         val_fraction: the share of the unseen classes' digits used for validation.
         image_size, in_chans, augment, split_seed, num_workers: as ``MNIST5kDataModule``.
-        batches_per_epoch: training batches per epoch (default: the training digits // batch_size,
-            counted after the class augmentation).
+        batches_per_epoch: training batches per epoch (default: the training images // batch_size,
+            counted after the class augmentation and with the printed characters).
         class_transforms: ``none``, ``rot4`` or ``rot4_flip``: the class augmentation above.
         merge_symmetric: merge the classes that a digit's own symmetry makes alike (above).
+        glyph_classes: add the printed characters to the training identities (above).
+        class_draw: how a training batch draws its classes: ``uniform`` or ``by_size``
+            (:class:`PKBatchSampler`).
     """
 
     name = "mnist5k_oneshot"
@@ -215,7 +242,8 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
                  val_fraction: float = 0.2, image_size: int | None = None, in_chans: int | None = None,
                  augment: nn.Module | Sequence[nn.Module] | None = None, split_seed: int = 0,
                  num_workers: int = 0, batches_per_epoch: int | None = None, class_transforms: str = "none",
-                 merge_symmetric: bool = False):
+                 merge_symmetric: bool = False, glyph_classes: bool | None = False,
+                 class_draw: str | None = "uniform"):
         where = type(self).__name__
         self.train_classes, self.test_classes = check_class_split(train_classes, test_classes, 10, where)
         if class_transforms not in CLASS_TRANSFORMS:
@@ -224,7 +252,17 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
         self.class_transforms, self.merge_symmetric = class_transforms, bool(merge_symmetric)
         self.class_labels = class_transform_labels(self.train_classes, CLASS_TRANSFORMS[class_transforms],
                                                    self.merge_symmetric)
-        n_train = len(set(self.class_labels.values()))
+        class_draw = "uniform" if class_draw is None else class_draw
+        if class_draw not in CLASS_DRAWS:
+            raise ValueError(f"{where}: class_draw must be one of {', '.join(CLASS_DRAWS)}, got {class_draw!r}")
+        self.class_draw = class_draw
+        self.glyph_classes = bool(glyph_classes)
+        self.glyph_characters: tuple[str, ...] = ()
+        if self.glyph_classes:
+            from datamodules.vision.glyphs import glyph_classes as make_glyphs
+
+            self.glyph_characters = make_glyphs()[0]
+        n_train = len(set(self.class_labels.values())) + len(self.glyph_characters)
         if not isinstance(samples_per_class, int) or samples_per_class < 2:
             raise ValueError(f"{where}: samples_per_class must be an int >= 2 (an anchor needs a positive), "
                              f"got {samples_per_class!r}")
@@ -265,6 +303,13 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
                 xs.append(apply_symmetry(train_x, name))
                 ys.append(torch.tensor([self.class_labels[(int(c), name)] for c in train_y.tolist()]))
             train_x, train_y = torch.cat(xs).contiguous(), torch.cat(ys)
+        if self.glyph_classes:  # printed characters, each a class after every digit's labels
+            from datamodules.vision.glyphs import glyph_classes as make_glyphs
+
+            _, glyphs, glyph_labels = make_glyphs()
+            first = 10 * len(CLASS_TRANSFORMS[self.class_transforms])
+            train_x = torch.cat([train_x, self.preprocess(glyphs)]).contiguous()
+            train_y = torch.cat([train_y, glyph_labels + first])
         self.train_set = TensorDataset(train_x, train_y)
         self.val_set = TensorDataset(self.preprocess(images[val_idx]), labels[val_idx])
         self.test_set = TensorDataset(self.preprocess(images[test_idx]), labels[test_idx])
@@ -272,7 +317,7 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
     def train_sampler(self) -> PKBatchSampler:
         labels = self.train_set.tensors[1]
         p = self.batch_size // self.samples_per_class
-        return PKBatchSampler(labels, p, self.samples_per_class, self.batches_per_epoch)
+        return PKBatchSampler(labels, p, self.samples_per_class, self.batches_per_epoch, class_draw=self.class_draw)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_sampler=self.train_sampler(), num_workers=self.num_workers,
@@ -291,4 +336,6 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
                 "test_size": len(self.test_set) if self.test_set is not None else None,
                 **self.data_facts(), "samples_per_class": self.samples_per_class, "split_seed": self.split_seed,
                 "class_transforms": self.class_transforms, "merge_symmetric": self.merge_symmetric,
-                "train_identities": len(set(self.class_labels.values()))}
+                "glyph_classes": len(self.glyph_characters), "class_draw": self.class_draw,
+                **({"glyph_sha256": glyph_digest()} if self.glyph_classes else {}),
+                "train_identities": len(set(self.class_labels.values())) + len(self.glyph_characters)}
