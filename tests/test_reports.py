@@ -150,3 +150,14 @@ def test_a_verification_names_the_machine_in_words_with_one_thread_singular():
     assert _machine_words(record(1)) == "EPYC, 1 torch thread, torch 2.1"
     assert _machine_words(record(2, "H100")) == "EPYC, 2 torch threads, H100, torch 2.1"
     assert _machine_words({}) == "?, ? torch threads, torch ?"
+
+
+def test_the_data_column_names_the_printed_character_classes_a_run_trained_on():
+    from zoo.reporting.report import dataset_of
+
+    plain = {"data": {"dataset": "mnist5k_oneshot[train 0,1,2,3,4; test 5,6,7,8,9]", "glyph_classes": 0}}
+    assert dataset_of(plain) == "mnist5k_oneshot[train 0,1,2,3,4; test 5,6,7,8,9]"
+    glyphs = {"data": {**plain["data"], "glyph_classes": 269}}
+    assert dataset_of(glyphs) == ("mnist5k_oneshot[train 0,1,2,3,4; test 5,6,7,8,9] + 269 printed-character "
+                                  "classes in training")
+    assert dataset_of({"data": {"dataset": "mnist5k"}}) == "mnist5k" and dataset_of({}) == ""

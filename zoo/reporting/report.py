@@ -80,6 +80,16 @@ def experiment_reference(experiment: str, recorded: dict | None) -> dict | None:
     return recorded
 
 
+def dataset_of(record: dict) -> str:
+    """The data a run trained and was tested on, as its record names it, with the extra training
+    identities that are not in the dataset's name: ``+ N printed-character classes``."""
+    data = record.get("data", {})
+    name = data.get("dataset", "")
+    if data.get("glyph_classes"):
+        name += f" + {data['glyph_classes']} printed-character classes in training"
+    return name
+
+
 def load_runs(reports_dir: str | Path) -> list[dict]:
     runs = []
     for path in sorted(Path(reports_dir).glob("runs/*/seed*/metrics.json")):
@@ -169,7 +179,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "family": family_of(first),
             "task_cls": task_class_of(first),
             "model": first["model"],
-            "dataset": first.get("data", {}).get("dataset", ""),
+            "dataset": dataset_of(first),
             "test_size": first.get("data", {}).get("test_size"),
             "seeds": [r["seed"] for r in rs],
             "params": first["params"],
@@ -376,7 +386,7 @@ def write_csv(runs: list[dict], path: Path) -> None:
             figures = {**r.get("val", {}), **r.get("test", {})}
             w.writerow({
                 "experiment": r["experiment"], "seed": r["seed"], "family": family_of(r), "model": r["model"],
-                "dataset": r.get("data", {}).get("dataset", ""),
+                "dataset": dataset_of(r),
                 **{k: figures.get(k) for k in metric_keys},
                 "params": r["params"], "flops": run_flops(r), "epochs": r["epochs"], "train_time_s": r["train_time_s"],
                 "throughput_samples_per_s": r["throughput_samples_per_s"],
