@@ -419,13 +419,13 @@ def test_zoo_face_says_what_to_do_with_bad_input(trained, images, tmp_path):
     assert code == 2 and "is not a face database written by zoo-face" in err
 
 
-def test_zoo_face_loads_the_published_weight_by_name_with_its_validated_threshold(digits, tmp_path):
-    """``siamese_digits.mnist5k_oneshot`` (hash-verified) brings the threshold its run chose on the
+@pytest.mark.parametrize("name", ["siamese_digits.mnist5k_oneshot", "siamese_digits.mnist5k_oneshot_glyphs"])
+def test_zoo_face_loads_the_published_weight_by_name_with_its_validated_threshold(digits, tmp_path, name):
+    """A published Siamese weight (hash-verified) brings the threshold its run chose on the
     validation pairs: a database made with it needs no ``--threshold``, and it tells digits of the
     unseen classes apart."""
     from zoo.weights import weight_card
 
-    name = "siamese_digits.mnist5k_oneshot"
     threshold = weight_card(name).data_facts["distance_threshold"]
     assert 0 < threshold < 2  # a distance between unit vectors
     x, y = digits.test_set.tensors
