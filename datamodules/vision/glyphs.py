@@ -116,18 +116,32 @@ def mnist_layout(ink: np.ndarray) -> torch.Tensor:
 def render_glyph(char: str, font: str, size: int = 64) -> torch.Tensor | None:
     """``char`` in matplotlib's font file ``font``, set as an MNIST digit (uint8 28x28), or None
     when the font has no glyph for it."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    path = os.path.join(font_dir(), font)
+    path = os.path.join(_font_folder(), font)
     if ord(char) not in _cmap(path):
         return None
-    face = ImageFont.truetype(path, size)
+    face = _face(path, size)
     canvas = Image.new("L", (3 * size, 3 * size), 0)
     ImageDraw.Draw(canvas).text((size, size // 2), char, fill=255, font=face)
     ink = np.asarray(canvas, dtype=np.float32) / 255.0
     if ink.max() <= 0.05:
         return None
     return mnist_layout(ink)
+
+
+@functools.lru_cache(maxsize=None)
+def _font_folder() -> str:
+    """:func:`font_dir`, checked once a process (a glyph is drawn thousands of times)."""
+    return font_dir()
+
+
+@functools.lru_cache(maxsize=None)
+def _face(path: str, size: int):
+    """The font file at ``path`` opened at ``size`` pixels, once."""
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, size)
 
 
 @functools.lru_cache(maxsize=None)
@@ -163,13 +177,12 @@ def glyph_classes(characters: str | None = None, fonts: Sequence[str] = GLYPH_FO
     fonts = tuple(fonts)
     if characters is None:
         characters = candidate_characters(fonts)
-    chars = [ch for ch in characters if not ch.isdigit()
-             and all(render_glyph(ch, f) is not None for f in REFERENCE_FONTS)]
+    drawn = {ch: [render_glyph(ch, f) for f in REFERENCE_FONTS] for ch in characters if not ch.isdigit()}
+    chars = [ch for ch, glyphs in drawn.items() if all(g is not None for g in glyphs)]
     # (fonts, characters, pixels) and (fonts, 10, pixels): the blurred unit glyphs
-    units = torch.stack([torch.stack([_unit(render_glyph(ch, f)) for ch in chars]) for f in REFERENCE_FONTS])
+    units = torch.stack([torch.stack([_unit(drawn[ch][i]) for ch in chars]) for i in range(len(REFERENCE_FONTS))])
     digits = torch.stack([torch.stack([_unit(render_glyph(str(d), f)) for d in range(10)]) for f in REFERENCE_FONTS])
-    like_digit = \
-        (units @ digits.transpose(1, 2)).amax(dim=(0, 2))
+    like_digit = (units @ digits.transpose(1, 2)).amax(dim=(0, 2))  # (characters,): the most digit-like
     alike = (units @ units.transpose(1, 2)).amax(0)  # (characters, characters): the worse font
     kept: list[int] = []
     for i in range(len(chars)):

@@ -19,7 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, T
 
 from datamodules.base import stratified_split
 from datamodules.vision.embedded import MNIST5kDataModule, load_mnist5k
-from datamodules.vision.glyphs import glyph_digest
+from datamodules.vision.glyphs import glyph_classes as make_glyphs, glyph_digest
 
 
 CLASS_DRAWS = ("uniform", "by_size")
@@ -92,12 +92,12 @@ class PKBatchSampler(BatchSampler):
             pool = torch.as_tensor(list(self.sampler), dtype=torch.long)
             members = [m for m in ((pool[self.labels[pool] == c]) for c in self.classes) if len(m)]
         p = min(self.p, len(members))
+        sizes = torch.tensor([float(len(m)) for m in members])  # a class's odds under class_draw=by_size
         queues = [m[torch.randperm(len(m), generator=g)] for m in members]
         heads = [0] * len(members)
         for _ in range(self.num_batches):
             batch: list[int] = []
             if self.class_draw == "by_size":
-                sizes = torch.tensor([float(len(m)) for m in members])
                 drawn = torch.multinomial(sizes, p, replacement=False, generator=g)
             else:
                 drawn = torch.randperm(len(members), generator=g)[:p]
@@ -259,8 +259,6 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
         self.glyph_classes = bool(glyph_classes)
         self.glyph_characters: tuple[str, ...] = ()
         if self.glyph_classes:
-            from datamodules.vision.glyphs import glyph_classes as make_glyphs
-
             self.glyph_characters = make_glyphs()[0]
         n_train = len(set(self.class_labels.values())) + len(self.glyph_characters)
         if not isinstance(samples_per_class, int) or samples_per_class < 2:
@@ -304,8 +302,6 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
                 ys.append(torch.tensor([self.class_labels[(int(c), name)] for c in train_y.tolist()]))
             train_x, train_y = torch.cat(xs).contiguous(), torch.cat(ys)
         if self.glyph_classes:  # printed characters, each a class after every digit's labels
-            from datamodules.vision.glyphs import glyph_classes as make_glyphs
-
             _, glyphs, glyph_labels = make_glyphs()
             first = 10 * len(CLASS_TRANSFORMS[self.class_transforms])
             train_x = torch.cat([train_x, self.preprocess(glyphs)]).contiguous()
