@@ -80,6 +80,8 @@ def test_glyph_classes_join_the_training_digits_and_leave_val_and_test_alone():
 
 @bad_input
 def test_glyphs_say_what_is_missing(monkeypatch):
+    with pytest.raises(ValueError, match="glyph_classes must be true or false, got 'yes'"):
+        MNIST5kOneShotDataModule(glyph_classes="yes")
     with pytest.raises(ValueError, match="no ink"):
         mnist_layout(np.zeros((10, 10), dtype=np.float32))
     monkeypatch.setattr(glyphs, "GLYPH_FONTS", glyphs.GLYPH_FONTS + ("NoSuchFont.ttf",))

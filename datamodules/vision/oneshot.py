@@ -256,6 +256,8 @@ class MNIST5kOneShotDataModule(MNIST5kDataModule):
         if class_draw not in CLASS_DRAWS:
             raise ValueError(f"{where}: class_draw must be one of {', '.join(CLASS_DRAWS)}, got {class_draw!r}")
         self.class_draw = class_draw
+        if glyph_classes not in (None, True, False):
+            raise ValueError(f"{where}: glyph_classes must be true or false, got {glyph_classes!r}")
         self.glyph_classes = bool(glyph_classes)
         self.glyph_characters: tuple[str, ...] = ()
         if self.glyph_classes:
